@@ -1,0 +1,37 @@
+"""fastbp: fast backpropagation for multilayer perceptrons on tabular data, on the CPU.
+
+    >>> import fastbp
+    >>> model = fastbp.Sequential([fastbp.Dense(64, activation="relu"),
+    ...                            fastbp.Dense(10, activation="softmax")], seed=0)
+    >>> model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+
+Every epoch runs inside one Numba-compiled call; ``fastbp.reference`` holds the same
+algorithm in plain NumPy.
+"""
+
+from . import callbacks, initializers, losses, optimizers
+from ._validation import NonFiniteLossError, NotFittedError
+from .callbacks import History
+from .io import ModelFileError, load_model
+from .layers import Dense
+from .model import Sequential
+
+__version__ = "0.1.0"
+
+load = load_model
+
+
+def warmup():
+    """Compile (or load from the on-disk cache) every training and inference kernel now.
+
+    The first ``fit`` in a process otherwise pays for it: seconds on a machine's very first
+    run, a fraction of a second once the cache is warm.
+    """
+    from .warmup import run
+    run()
+
+
+__all__ = [
+    "Dense", "History", "ModelFileError", "NonFiniteLossError", "NotFittedError", "Sequential",
+    "callbacks", "initializers", "load", "load_model", "losses", "optimizers", "warmup",
+]

@@ -1,0 +1,167 @@
+"""Input checks shared by every public entry point.
+
+Each check either returns the value converted to what the kernels need, or raises an error
+that names the argument, says what was expected and shows what was received.
+"""
+
+import numbers
+
+import numpy as np
+
+
+class NotFittedError(ValueError, AttributeError):
+    """Raised when a model is used for prediction before it has been fitted."""
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Raised when the training loss becomes NaN or infinite; the model keeps its last finite weights."""
+
+
+def describe(value):
+    """A short description of a received value for error messages."""
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} (type {type(value).__name__})"
+
+
+def lookup(table, aliases, name, what):
+    """Resolve ``name`` through ``aliases`` then ``table``; a clear ValueError when unknown."""
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"{what} must be a string naming one of {sorted(table)}; "
+                        f"received {describe(name)}")
+    key = aliases.get(name, name)
+    key = aliases.get(key.lower(), key.lower()) if isinstance(key, str) else key
+    if key not in table:
+        raise ValueError(f"Unknown {what} {name!r}. Expected one of {sorted(table)}.")
+    return key, table[key]
+
+
+def check_int(value, name, low=None, high=None):
+    """An integer (not bool) within [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer; received {describe(value)}")
+    value = int(value)
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ValueError(f"{name} must be an integer {bounds}; received {name}={value}")
+    return value
+
+
+def check_float(value, name, low=None, high=None, low_open=False, high_open=False):
+    """A finite real number within the given bounds."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number; received {describe(value)}")
+    value = float(value)
+    bad = not np.isfinite(value)
+    if low is not None:
+        bad |= value <= low if low_open else value < low
+    if high is not None:
+        bad |= value >= high if high_open else value > high
+    if bad:
+        lo = "" if low is None else ("(" if low_open else "[") + f"{low}"
+        hi = "" if high is None else f"{high}" + (")" if high_open else "]")
+        if low is not None and high is not None:
+            bounds = f"in {lo}, {hi}"
+        elif low is not None:
+            bounds = f"{'>' if low_open else '>='} {low}"
+        elif high is not None:
+            bounds = f"{'<' if high_open else '<='} {high}"
+        else:
+            bounds = "finite"
+        raise ValueError(f"{name} must be a finite number {bounds}; received {name}={value}")
+    return value
+
+
+def _as_numeric(data, name):
+    """np.asarray with a clear TypeError for data that is not numbers."""
+    if data is None:
+        raise TypeError(f"{name} must be an array-like of numbers; received None")
+    try:
+        array = np.asarray(data)
+    except (ValueError, TypeError) as err:  # ragged lists and the like
+        raise ValueError(f"{name} must be a rectangular array-like of numbers; "
+                         f"could not convert it: {err}") from None
+    if array.dtype.kind not in "biuf":
+        if array.dtype.kind == "O":
+            try:
+                array = array.astype(np.float64)
+            except (ValueError, TypeError):
+                raise TypeError(f"{name} must contain only numbers; received an array of dtype "
+                                f"object holding {type(array.flat[0]).__name__ if array.size else 'nothing'}") from None
+        else:
+            raise TypeError(f"{name} must contain only numbers (bool, int or float); "
+                            f"received an array of dtype {array.dtype}")
+    return array
+
+
+def check_finite(array, name):
+    """ValueError naming the first non-finite entry."""
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        bad = np.argwhere(~np.isfinite(array))[0]
+        value = array[tuple(bad)]
+        where = ", ".join(str(i) for i in bad)
+        raise ValueError(f"{name} must contain only finite numbers; received {value} at "
+                         f"index ({where}) (after conversion to {array.dtype})")
+
+
+def check_matrix(X, name="X", n_features=None):
+    """X as a float32 C-contiguous (n_samples, n_features) array, checked."""
+    array = _as_numeric(X, name)
+    if array.ndim != 2:
+        hint = (" Reshape 1-D data with .reshape(-1, 1) for a single feature or .reshape(1, -1) "
+                "for a single sample." if array.ndim == 1 else "")
+        raise ValueError(f"{name} must be a 2-D array of shape (n_samples, n_features); "
+                         f"received an array of shape {array.shape}.{hint}")
+    if array.shape[0] == 0:
+        raise ValueError(f"{name} must contain at least one sample; received an array of shape "
+                         f"{array.shape}")
+    if array.shape[1] == 0:
+        raise ValueError(f"{name} must contain at least one feature; received an array of shape "
+                         f"{array.shape}")
+    if n_features is not None and array.shape[1] != n_features:
+        raise ValueError(f"{name} has {array.shape[1]} features, but the model expects "
+                         f"{n_features} (the width it was built with)")
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    check_finite(array, name)
+    return array
+
+
+def check_sample_weight(sample_weight, n_samples, name="sample_weight"):
+    """float32 (n,) non-negative finite weights with a positive sum; empty (0,) for None."""
+    if sample_weight is None:
+        return np.zeros(0, np.float32)
+    w = _as_numeric(sample_weight, name)
+    if w.ndim != 1 or w.shape[0] != n_samples:
+        raise ValueError(f"{name} must be a 1-D array with one weight per sample ({n_samples}); "
+                         f"received an array of shape {w.shape}")
+    w = np.ascontiguousarray(w, dtype=np.float32)
+    check_finite(w, name)
+    if (w < 0).any():
+        raise ValueError(f"{name} must be non-negative; received {w[w < 0][0]}")
+    if w.sum() <= 0:
+        raise ValueError(f"{name} must have a positive sum; received all zeros")
+    return w
+
+
+def check_lengths(X, y, names=("X", "y")):
+    """X and y must have the same number of samples."""
+    if len(X) != len(y):
+        raise ValueError(f"{names[0]} and {names[1]} must have the same number of samples; "
+                         f"received {len(X)} and {len(y)}")
+
+
+def as_targets(y, name="y"):
+    """y as a numeric array, at least 1-D and non-empty (its shape is checked by the loss)."""
+    array = _as_numeric(y, name)
+    if array.ndim == 0 or array.ndim > 2:
+        raise ValueError(f"{name} must be a 1-D or 2-D array; received an array of shape "
+                         f"{array.shape}")
+    if array.shape[0] == 0:
+        raise ValueError(f"{name} must contain at least one sample; received an array of shape "
+                         f"{array.shape}")
+    if array.dtype.kind == "f":
+        check_finite(array, name)
+    return array

@@ -1,0 +1,105 @@
+"""Integer codes shared by the compiled kernels and the NumPy reference.
+
+The network reaches the kernels as small integer arrays, never as Python objects, so that
+one compiled function serves every architecture. This module is the single source of truth
+for what each integer means; both ``fastbp.kernels`` and ``fastbp.reference`` import it, and
+nothing else. Numba freezes module-level integers as compile-time constants.
+"""
+
+# --- activations -----------------------------------------------------------------------
+LINEAR = 0
+RELU = 1
+LEAKY_RELU = 2
+ELU = 3
+SIGMOID = 4
+TANH = 5
+SOFTMAX = 6
+
+#: name -> code; the Python API resolves user strings through this table.
+ACTIVATIONS = {
+    "linear": LINEAR,
+    "relu": RELU,
+    "leaky_relu": LEAKY_RELU,
+    "elu": ELU,
+    "sigmoid": SIGMOID,
+    "tanh": TANH,
+    "softmax": SOFTMAX,
+}
+ACTIVATION_ALIASES = {"identity": "linear", "logistic": "sigmoid", None: "linear"}
+#: default value of the activation's parameter (negative slope, ELU alpha); 0 where unused.
+ACTIVATION_DEFAULT_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
+
+# --- losses ----------------------------------------------------------------------------
+SQUARED_ERROR = 0
+HUBER = 1
+BINARY_CROSSENTROPY = 2
+CATEGORICAL_CROSSENTROPY = 3
+
+LOSSES = {
+    "squared_error": SQUARED_ERROR,
+    "huber": HUBER,
+    "binary_crossentropy": BINARY_CROSSENTROPY,
+    "categorical_crossentropy": CATEGORICAL_CROSSENTROPY,
+}
+LOSS_ALIASES = {
+    "mse": "squared_error",
+    "mean_squared_error": "squared_error",
+    "bce": "binary_crossentropy",
+    "cce": "categorical_crossentropy",
+    "sparse_categorical_crossentropy": "categorical_crossentropy",
+    "crossentropy": "categorical_crossentropy",
+}
+
+# Slots of the float64 ``loss_param`` array.
+LP_HUBER_DELTA = 0      # Huber's threshold between the quadratic and the linear part
+LP_OUT_SCALE = 1        # per-sample loss = out_scale * sum over outputs (1/k: mean over outputs)
+LP_NORM_BY_WEIGHT = 2   # 1: divide the batch loss by the sum of sample weights; 0: by the row count
+LP_PENALTY_PER_SAMPLE = 3  # 1: divide the L1/L2 penalty by the same batch normaliser (scikit-learn)
+N_LOSS_PARAM = 4
+
+# Probabilities given to a log are clipped to [EPS_PROB, 1 - EPS_PROB] when the loss is not
+# fused with its natural output activation (fused pairs work from logits and need no clip).
+EPS_PROB = 1e-7
+
+# --- optimizers ------------------------------------------------------------------------
+SGD = 0
+ADAM = 1
+ADAMW = 2
+RMSPROP = 3
+ADAGRAD = 4
+
+OPTIMIZERS = {"sgd": SGD, "adam": ADAM, "adamw": ADAMW, "rmsprop": RMSPROP, "adagrad": ADAGRAD}
+#: number of state vectors (each as long as the parameter vector) an optimizer keeps.
+OPTIMIZER_SLOTS = {SGD: 1, ADAM: 2, ADAMW: 2, RMSPROP: 2, ADAGRAD: 1}
+
+# Slots of the float64 ``hyper`` array.
+HP_LR = 0
+HP_BETA1 = 1
+HP_BETA2 = 2
+HP_EPS = 3
+HP_MOMENTUM = 4
+HP_NESTEROV = 5
+HP_WEIGHT_DECAY = 6
+HP_RHO = 7
+HP_CLIPNORM = 8      # global-norm clipping threshold; 0 = off
+HP_CLIPVALUE = 9     # element clipping threshold; 0 = off
+N_HYPER = 10
+
+# --- metrics computed inside the epoch ----------------------------------------------------
+# Slots of the float64 ``stats`` array that a training epoch or an evaluation accumulates.
+ST_LOSS = 0          # sum over batches of (batch loss * rows in batch)
+ST_ROWS = 1          # rows seen
+ST_WEIGHT = 2        # sum of sample weights seen
+ST_CORRECT = 3       # weighted count of correct predictions (accuracy)
+ST_ABS_ERR = 4       # weighted sum of mean absolute error per row
+ST_SQ_ERR = 5        # weighted sum of mean squared error per row
+N_STATS = 6
+
+# How ``accuracy`` is counted from the output layer.
+ACC_SKIP = -1        # no metric sums at all (training loss only)
+ACC_NONE = 0         # error sums only, no accuracy
+ACC_ARGMAX = 1       # argmax of the outputs equals the label
+ACC_THRESHOLD = 2    # each output > 0.5 equals its 0/1 target (binary accuracy)
+
+# --- status returned by compiled loops --------------------------------------------------
+OK = -1              # any value >= 0 is the index of the batch whose loss was not finite

@@ -1,0 +1,224 @@
+"""Compiled losses: the loss value and the output delta dL/dz in one pass.
+
+Three pairs of output activation and loss take a fused shortcut that works from the logits
+``z`` and never forms a log of a probability:
+
+* softmax + categorical cross-entropy: ``delta = p * sum(y) - y`` with ``p = softmax(z)``,
+  loss ``logsumexp(z) - z . y``;
+* sigmoid + binary cross-entropy: ``delta = sigmoid(z) - y``,
+  loss ``max(z, 0) - y z + log1p(exp(-|z|))``;
+* linear + squared error: ``delta = 2 (z - y)``.
+
+Every other pair goes through the general chain rule: ``dL/da`` from the loss, then the
+activation's derivative (``act_backward``).
+
+Conventions for a batch of m rows with sample weights w (all ones when none are given):
+the per-row loss is ``out_scale * sum over outputs``; the batch loss is
+``sum_i w_i loss_i / norm`` where ``norm`` is m or sum(w) (``fastbp.codes.LP_NORM_BY_WEIGHT``);
+``delta`` is the gradient of that batch loss with respect to ``z``.
+
+NumPy twin: ``fastbp.reference.losses``.
+"""
+
+import numpy as np
+
+from .._jit import jit
+from ..codes import (
+    ACC_ARGMAX, ACC_THRESHOLD, BINARY_CROSSENTROPY, CATEGORICAL_CROSSENTROPY, EPS_PROB, HUBER,
+    LINEAR, LP_HUBER_DELTA, LP_OUT_SCALE, SIGMOID, SOFTMAX, SQUARED_ERROR, ST_ABS_ERR,
+    ST_CORRECT, ST_SQ_ERR, ST_WEIGHT,
+)
+from .activations import act_backward, sigmoid
+
+_ZERO = np.float32(0.0)
+_ONE = np.float32(1.0)
+_HALF = np.float32(0.5)
+_TWO = np.float32(2.0)
+_EPS = np.float32(EPS_PROB)
+_ONE_MINUS_EPS = np.float32(1.0 - EPS_PROB)
+
+
+@jit(inline="always")
+def is_fused(act, loss):
+    """True when ``act`` is the natural output activation of ``loss`` (fused shortcut)."""
+    return ((act == SOFTMAX and loss == CATEGORICAL_CROSSENTROPY)
+            or (act == SIGMOID and loss == BINARY_CROSSENTROPY)
+            or (act == LINEAR and loss == SQUARED_ERROR))
+
+
+@jit
+def loss_delta(loss, act, alpha, out, Y, labels, rows, sw, loss_param, norm, delta):
+    """Loss of a batch and its gradient with respect to the output pre-activation.
+
+    Parameters
+    ----------
+    loss, act : int
+        Loss code and output-activation code.
+    alpha : float
+        Parameter of the output activation.
+    out : float32 array of shape (m, k)
+        If ``is_fused(act, loss)``: the logits z on entry, overwritten with ``f(z)``.
+        Otherwise: the activations ``f(z)``, left unchanged.
+    Y : float32 array of shape (n, k), or (0, k) when ``labels`` is used
+        Dense targets (one-hot, 0/1 or real values).
+    labels : int64 array of shape (n,), or (0,)
+        Class indices, used by categorical cross-entropy when given.
+    rows : int64 array of shape (m,)
+        Which rows of ``Y`` / ``labels`` / ``sw`` the batch holds, in order.
+    sw : float32 array of shape (n,), or (0,) for unit weights
+    loss_param : float64 array of shape (N_LOSS_PARAM,)
+    norm : float
+        The batch normaliser (row count or weight sum).
+    delta : float32 array of shape (m, k)
+        Overwritten with dL/dz of the batch loss (already divided by ``norm``).
+
+    Returns
+    -------
+    float
+        ``sum_i w_i * loss_i`` (not yet divided by ``norm``).
+    """
+    m, k = out.shape
+    out_scale = loss_param[LP_OUT_SCALE]
+    sparse = labels.shape[0] > 0
+    weighted = sw.shape[0] > 0
+    total = 0.0
+    fused = is_fused(act, loss)
+    for i in range(m):
+        r = rows[i]
+        w = sw[r] if weighted else _ONE
+        c = np.float32(w * out_scale / norm)
+        row_loss = _ZERO
+        if fused and loss == CATEGORICAL_CROSSENTROPY:
+            top = out[i, 0]
+            for j in range(1, k):
+                if out[i, j] > top:
+                    top = out[i, j]
+            total_e = _ZERO
+            for j in range(k):
+                total_e += np.exp(out[i, j] - top)
+            lse = top + np.log(total_e)
+            if sparse:
+                y_sum = _ONE
+                row_loss = lse - out[i, labels[r]]
+            else:
+                y_sum = _ZERO
+                for j in range(k):
+                    y_sum += Y[r, j]
+                    row_loss += Y[r, j] * (lse - out[i, j])
+            for j in range(k):
+                p = np.exp(out[i, j] - lse)
+                out[i, j] = p
+                delta[i, j] = c * p * y_sum
+            if sparse:
+                delta[i, labels[r]] -= c
+            else:
+                for j in range(k):
+                    delta[i, j] -= c * Y[r, j]
+        elif fused and loss == BINARY_CROSSENTROPY:
+            for j in range(k):
+                z = out[i, j]
+                y = Y[r, j]
+                row_loss += max(z, _ZERO) - y * z + np.log1p(np.exp(-abs(z)))
+                p = sigmoid(z)
+                out[i, j] = p
+                delta[i, j] = c * (p - y)
+        elif fused:  # linear + squared error
+            for j in range(k):
+                d = out[i, j] - Y[r, j]
+                row_loss += d * d
+                delta[i, j] = _TWO * c * d
+        elif loss == SQUARED_ERROR:
+            for j in range(k):
+                d = out[i, j] - Y[r, j]
+                row_loss += d * d
+                delta[i, j] = _TWO * c * d
+        elif loss == HUBER:
+            h = np.float32(loss_param[LP_HUBER_DELTA])
+            for j in range(k):
+                d = out[i, j] - Y[r, j]
+                if abs(d) <= h:
+                    row_loss += _HALF * d * d
+                    delta[i, j] = c * d
+                else:
+                    row_loss += h * (abs(d) - _HALF * h)
+                    delta[i, j] = c * h if d > _ZERO else -c * h
+        elif loss == BINARY_CROSSENTROPY:
+            for j in range(k):
+                a = out[i, j]
+                y = Y[r, j]
+                p = min(max(a, _EPS), _ONE_MINUS_EPS)
+                row_loss -= y * np.log(p) + (_ONE - y) * np.log(_ONE - p)
+                if _EPS < a < _ONE_MINUS_EPS:
+                    delta[i, j] = c * (p - y) / (p * (_ONE - p))
+                else:
+                    delta[i, j] = _ZERO
+        else:  # categorical cross-entropy on probabilities that are not a fused softmax
+            for j in range(k):
+                delta[i, j] = _ZERO
+            for j in range(k):
+                y = (_ONE if labels[r] == j else _ZERO) if sparse else Y[r, j]
+                if y != _ZERO:
+                    a = out[i, j]
+                    p = min(max(a, _EPS), _ONE_MINUS_EPS)
+                    row_loss -= y * np.log(p)
+                    if _EPS < a < _ONE_MINUS_EPS:
+                        delta[i, j] = -c * y / p
+        total += w * out_scale * row_loss
+    if not fused:
+        act_backward(out, act, alpha, delta)
+    return total
+
+
+@jit
+def output_stats(out, Y, labels, rows, sw, acc_kind, stats):
+    """Accumulate weighted accuracy and error sums of a batch's outputs into ``stats``.
+
+    Parameters
+    ----------
+    out : float32 array of shape (m, k)
+        Output activations.
+    Y, labels, rows, sw
+        As in ``loss_delta``.
+    acc_kind : int
+        ``ACC_ARGMAX`` (argmax equals the class), ``ACC_THRESHOLD`` (each output > 0.5 equals
+        its 0/1 target; the row scores the fraction of outputs right) or ``ACC_NONE``.
+    stats : float64 array of shape (N_STATS,)
+        ``ST_CORRECT``, ``ST_ABS_ERR``, ``ST_SQ_ERR`` and ``ST_WEIGHT`` are incremented.
+    """
+    m, k = out.shape
+    sparse = labels.shape[0] > 0
+    weighted = sw.shape[0] > 0
+    for i in range(m):
+        r = rows[i]
+        w = 1.0 if not weighted else float(sw[r])
+        stats[ST_WEIGHT] += w
+        if acc_kind == ACC_ARGMAX:
+            best = 0
+            for j in range(1, k):
+                if out[i, j] > out[i, best]:
+                    best = j
+            if sparse:
+                hit = best == labels[r]
+            else:
+                target = 0
+                for j in range(1, k):
+                    if Y[r, j] > Y[r, target]:
+                        target = j
+                hit = best == target
+            if hit:
+                stats[ST_CORRECT] += w
+        elif acc_kind == ACC_THRESHOLD:
+            right = 0
+            for j in range(k):
+                if (out[i, j] > _HALF) == (Y[r, j] > _HALF):
+                    right += 1
+            stats[ST_CORRECT] += w * right / k
+        if not sparse:
+            abs_err = 0.0
+            sq_err = 0.0
+            for j in range(k):
+                d = float(out[i, j] - Y[r, j])
+                abs_err += abs(d)
+                sq_err += d * d
+            stats[ST_ABS_ERR] += w * abs_err / k
+            stats[ST_SQ_ERR] += w * sq_err / k

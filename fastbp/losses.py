@@ -1,0 +1,153 @@
+"""Losses of the Model API: name -> code, the loss's parameters, and how it reads targets.
+
+The formulas themselves live in ``fastbp.kernels.losses`` (compiled) and
+``fastbp.reference.losses`` (NumPy). A loss object here only knows its code, its parameters,
+and how to turn user targets into what the kernels read.
+
+===========================  ===============================================  ==========
+name                         per-sample loss                                  targets
+===========================  ===============================================  ==========
+squared_error (mse)          mean over outputs of (a - y)^2                   real
+huber                        mean over outputs of 0.5 d^2 or delta(|d| - delta/2)  real
+binary_crossentropy          mean over outputs of -y log a - (1-y) log(1-a)   0/1 (or in [0, 1])
+categorical_crossentropy     -sum_j y_j log a_j                               class index or one-hot
+===========================  ===============================================  ==========
+"""
+
+import numpy as np
+
+from . import codes
+from ._validation import as_targets, check_float, describe, lookup
+
+
+class Loss:
+    """Base class; subclasses set ``name`` and ``code`` and may override ``targets``."""
+
+    name = None
+    code = None
+
+    def loss_param(self, n_outputs):
+        """float64 array of shape (N_LOSS_PARAM,) read by the kernels."""
+        p = np.zeros(codes.N_LOSS_PARAM)
+        p[codes.LP_OUT_SCALE] = 1.0 / n_outputs  # mean over outputs
+        return p
+
+    def targets(self, y, n_outputs, name="y"):
+        """Dense float32 targets (n, k) and an empty label array, checked."""
+        y = as_targets(y, name)
+        if y.ndim == 1:
+            if n_outputs != 1:
+                raise ValueError(f"{name} must have shape (n_samples, {n_outputs}) for a model "
+                                 f"with {n_outputs} outputs; received shape {y.shape}")
+            y = y.reshape(-1, 1)
+        if y.shape[1] != n_outputs:
+            raise ValueError(f"{name} must have {n_outputs} column(s), one per model output; "
+                             f"received shape {y.shape}")
+        Y = np.ascontiguousarray(y, dtype=np.float32)
+        if not np.isfinite(Y).all():
+            raise ValueError(f"{name} holds values that do not fit in float32")
+        return Y, np.zeros(0, np.int64)
+
+    def get_config(self):
+        return {"name": self.name}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
+        return f"{type(self).__name__}({args})"
+
+
+class SquaredError(Loss):
+    """Mean over outputs of the squared error (Keras' ``mse``)."""
+
+    name = "squared_error"
+    code = codes.SQUARED_ERROR
+
+
+class Huber(Loss):
+    """Huber loss: quadratic for |a - y| <= delta, linear beyond; mean over outputs."""
+
+    name = "huber"
+    code = codes.HUBER
+
+    def __init__(self, delta=1.0):
+        self.delta = check_float(delta, "delta", low=0.0, low_open=True)
+
+    def loss_param(self, n_outputs):
+        p = super().loss_param(n_outputs)
+        p[codes.LP_HUBER_DELTA] = self.delta
+        return p
+
+    def get_config(self):
+        return {"name": self.name, "delta": self.delta}
+
+
+class BinaryCrossentropy(Loss):
+    """Binary cross-entropy, mean over outputs; fused with a sigmoid output (works from logits)."""
+
+    name = "binary_crossentropy"
+    code = codes.BINARY_CROSSENTROPY
+
+    def targets(self, y, n_outputs, name="y"):
+        Y, labels = super().targets(y, n_outputs, name)
+        if Y.min() < 0 or Y.max() > 1:
+            raise ValueError(f"{name} must hold 0/1 labels (or probabilities in [0, 1]) for "
+                             f"binary cross-entropy; received values in [{Y.min()}, {Y.max()}]")
+        return Y, labels
+
+
+class CategoricalCrossentropy(Loss):
+    """Categorical cross-entropy; targets are class indices (n,) or one-hot rows (n, k).
+
+    Fused with a softmax output (works from logits through log-sum-exp).
+    """
+
+    name = "categorical_crossentropy"
+    code = codes.CATEGORICAL_CROSSENTROPY
+
+    def loss_param(self, n_outputs):
+        p = super().loss_param(n_outputs)
+        p[codes.LP_OUT_SCALE] = 1.0  # a sum over classes by definition
+        return p
+
+    def targets(self, y, n_outputs, name="y"):
+        y = as_targets(y, name)
+        if y.ndim == 2 and y.shape[1] == 1 and n_outputs > 1:
+            y = y[:, 0]
+        if y.ndim == 1:
+            if y.dtype.kind == "f" and not np.array_equal(y, np.round(y)):
+                raise ValueError(f"{name} must hold integer class labels in [0, {n_outputs}) "
+                                 f"(or one-hot rows); received non-integer values such as "
+                                 f"{y[y != np.round(y)][0]}")
+            if y.min() < 0 or y.max() >= n_outputs:
+                raise ValueError(f"{name} holds class labels out of range: expected integers in "
+                                 f"[0, {n_outputs}) for a model with {n_outputs} outputs; "
+                                 f"received values in [{y.min()}, {y.max()}]")
+            return np.zeros((0, n_outputs), np.float32), np.ascontiguousarray(y, dtype=np.int64)
+        if y.shape[1] != n_outputs:
+            raise ValueError(f"{name} must be class labels of shape (n_samples,) or one-hot rows "
+                             f"of shape (n_samples, {n_outputs}); received shape {y.shape}")
+        Y = np.ascontiguousarray(y, dtype=np.float32)
+        if Y.min() < 0:
+            raise ValueError(f"{name} one-hot rows must be non-negative; received {Y.min()}")
+        return Y, np.zeros(0, np.int64)
+
+
+#: name -> class; the single table the API resolves loss names through.
+LOSSES = {cls.name: cls for cls in (SquaredError, Huber, BinaryCrossentropy,
+                                    CategoricalCrossentropy)}
+assert set(LOSSES) == set(codes.LOSSES)
+
+
+def get(loss):
+    """A Loss from a name (``"mse"``, ``"huber"``, ...), a config dict, or a Loss instance."""
+    if isinstance(loss, Loss):
+        return loss
+    if isinstance(loss, dict):
+        config = dict(loss)
+        name, cls = lookup(LOSSES, codes.LOSS_ALIASES, config.pop("name", None), "loss")
+        return cls(**config)
+    if loss is None or not isinstance(loss, str):
+        raise TypeError(f"loss must be a loss name such as 'mse' or 'categorical_crossentropy', "
+                        f"or a fastbp.losses.Loss; received {describe(loss)}")
+    _, cls = lookup(LOSSES, codes.LOSS_ALIASES, loss, "loss")
+    return cls()

@@ -1,0 +1,207 @@
+"""Optimizers of the Model API: hyperparameters, state, and the code the kernels dispatch on.
+
+The update rules live in ``fastbp.kernels.optim`` (compiled) and ``fastbp.reference.optim``
+(NumPy). An optimizer object here holds the hyperparameters, the state vectors (same layout
+as the flat parameter vector) and the step count ``iterations``.
+
+Every optimizer takes ``global_clipnorm`` (rescale the whole gradient when its L2 norm is
+larger) and ``clipvalue`` (clip each component), as in Keras.
+"""
+
+import numpy as np
+
+from . import codes
+from ._validation import check_float, describe, lookup
+
+
+class Optimizer:
+    """Base class. Subclasses set ``name``/``code`` and fill ``_hyper``."""
+
+    name = None
+    code = None
+
+    def __init__(self, learning_rate, global_clipnorm=None, clipvalue=None):
+        self.learning_rate = check_float(learning_rate, "learning_rate", low=0.0, low_open=True)
+        self.global_clipnorm = (None if global_clipnorm is None else
+                                check_float(global_clipnorm, "global_clipnorm", low=0.0,
+                                            low_open=True))
+        self.clipvalue = (None if clipvalue is None else
+                          check_float(clipvalue, "clipvalue", low=0.0, low_open=True))
+        self.iterations = 0
+        self.state = None
+
+    # -- what the kernels read -------------------------------------------------------------
+    def hyper(self):
+        """float64 array of shape (N_HYPER,)."""
+        h = np.zeros(codes.N_HYPER)
+        h[codes.HP_LR] = self.learning_rate
+        h[codes.HP_CLIPNORM] = self.global_clipnorm or 0.0
+        h[codes.HP_CLIPVALUE] = self.clipvalue or 0.0
+        self._fill(h)
+        return h
+
+    def _fill(self, h):
+        pass
+
+    @property
+    def n_slots(self):
+        return codes.OPTIMIZER_SLOTS[self.code]
+
+    def _initial_state(self, n_params):
+        return np.zeros((self.n_slots, n_params), np.float32)
+
+    def ensure_state(self, n_params):
+        """Allocate the state vectors on first use (or when the parameter count changed)."""
+        if self.state is None or self.state.shape != (self.n_slots, n_params):
+            self.state = self._initial_state(n_params)
+            self.iterations = 0
+        return self.state
+
+    def reset(self):
+        """Forget the state and the step count."""
+        self.state = None
+        self.iterations = 0
+
+    # -- configuration -------------------------------------------------------------------
+    def get_config(self):
+        config = {"name": self.name, "learning_rate": self.learning_rate}
+        if self.global_clipnorm is not None:
+            config["global_clipnorm"] = self.global_clipnorm
+        if self.clipvalue is not None:
+            config["clipvalue"] = self.clipvalue
+        return config
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, optionally with (Nesterov) momentum.
+
+    ``v = momentum * v - lr * g``; ``w += v`` (or ``w += momentum * v - lr * g`` for Nesterov).
+    """
+
+    name = "sgd"
+    code = codes.SGD
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **clip):
+        super().__init__(learning_rate, **clip)
+        self.momentum = check_float(momentum, "momentum", low=0.0, high=1.0, high_open=True)
+        if not isinstance(nesterov, (bool, np.bool_)):
+            raise TypeError(f"nesterov must be True or False; received {describe(nesterov)}")
+        self.nesterov = bool(nesterov)
+
+    def _fill(self, h):
+        h[codes.HP_MOMENTUM] = self.momentum
+        h[codes.HP_NESTEROV] = float(self.nesterov)
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class Adam(Optimizer):
+    """Adam: ``w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)``."""
+
+    name = "adam"
+    code = codes.ADAM
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **clip):
+        super().__init__(learning_rate, **clip)
+        self.beta_1 = check_float(beta_1, "beta_1", low=0.0, high=1.0, high_open=True)
+        self.beta_2 = check_float(beta_2, "beta_2", low=0.0, high=1.0, high_open=True)
+        self.epsilon = check_float(epsilon, "epsilon", low=0.0, low_open=True)
+
+    def _fill(self, h):
+        h[codes.HP_BETA1] = self.beta_1
+        h[codes.HP_BETA2] = self.beta_2
+        h[codes.HP_EPS] = self.epsilon
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: ``w *= 1 - lr * weight_decay`` before each Adam step."""
+
+    name = "adamw"
+    code = codes.ADAMW
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-7, **clip):
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, **clip)
+        self.weight_decay = check_float(weight_decay, "weight_decay", low=0.0)
+
+    def _fill(self, h):
+        super()._fill(h)
+        h[codes.HP_WEIGHT_DECAY] = self.weight_decay
+
+    def get_config(self):
+        return {**super().get_config(), "weight_decay": self.weight_decay}
+
+
+class RMSprop(Optimizer):
+    """RMSprop: ``s = rho s + (1 - rho) g^2``; ``step = lr g / (sqrt(s) + eps) + momentum * step``."""
+
+    name = "rmsprop"
+    code = codes.RMSPROP
+
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, **clip):
+        super().__init__(learning_rate, **clip)
+        self.rho = check_float(rho, "rho", low=0.0, high=1.0, high_open=True)
+        self.momentum = check_float(momentum, "momentum", low=0.0, high=1.0, high_open=True)
+        self.epsilon = check_float(epsilon, "epsilon", low=0.0, low_open=True)
+
+    def _fill(self, h):
+        h[codes.HP_RHO] = self.rho
+        h[codes.HP_MOMENTUM] = self.momentum
+        h[codes.HP_EPS] = self.epsilon
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
+                "epsilon": self.epsilon}
+
+
+class Adagrad(Optimizer):
+    """Adagrad: ``s += g^2``; ``w -= lr g / (sqrt(s) + eps)``, s starting at ``initial_accumulator_value``."""
+
+    name = "adagrad"
+    code = codes.ADAGRAD
+
+    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, **clip):
+        super().__init__(learning_rate, **clip)
+        self.initial_accumulator_value = check_float(
+            initial_accumulator_value, "initial_accumulator_value", low=0.0)
+        self.epsilon = check_float(epsilon, "epsilon", low=0.0, low_open=True)
+
+    def _fill(self, h):
+        h[codes.HP_EPS] = self.epsilon
+
+    def _initial_state(self, n_params):
+        return np.full((1, n_params), self.initial_accumulator_value, np.float32)
+
+    def get_config(self):
+        return {**super().get_config(),
+                "initial_accumulator_value": self.initial_accumulator_value,
+                "epsilon": self.epsilon}
+
+
+#: name -> class; the single table the API resolves optimizer names through.
+OPTIMIZERS = {cls.name: cls for cls in (SGD, Adam, AdamW, RMSprop, Adagrad)}
+assert set(OPTIMIZERS) == set(codes.OPTIMIZERS)
+
+
+def get(optimizer):
+    """An Optimizer from a name (``"adam"``), a config dict, or an Optimizer instance."""
+    if isinstance(optimizer, Optimizer):
+        return optimizer
+    if isinstance(optimizer, dict):
+        config = dict(optimizer)
+        _, cls = lookup(OPTIMIZERS, {}, config.pop("name", None), "optimizer")
+        return cls(**config)
+    if not isinstance(optimizer, str):
+        raise TypeError(f"optimizer must be a name such as 'adam' or a fastbp.optimizers."
+                        f"Optimizer; received {describe(optimizer)}")
+    _, cls = lookup(OPTIMIZERS, {}, optimizer, "optimizer")
+    return cls()

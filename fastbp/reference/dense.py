@@ -1,0 +1,20 @@
+"""Dense layer in plain NumPy: the oracle for ``fastbp.kernels.dense``."""
+
+from .activations import act_backward, act_forward
+
+
+def dense_forward(a_in, W, b, code, alpha, a_out):
+    """``a_out = f(a_in @ W + b)``; a_in (m, n_in), W (n_in, n_out), b (n_out,), a_out (m, n_out)."""
+    act_forward(a_in @ W, b, code, alpha, a_out)
+
+
+def dense_grad(a_in, delta, grad_w, grad_b):
+    """``grad_w = a_in.T @ delta`` (n_in, n_out); ``grad_b`` = column sums of delta (n_out,)."""
+    grad_w[...] = a_in.T @ delta
+    grad_b[...] = delta.sum(axis=0)
+
+
+def dense_backward(delta, W, a_in, code_in, alpha_in, delta_in):
+    """``delta_in = (delta @ W.T) * f_in'``: dL/dz of the layer below, shape (m, n_in)."""
+    delta_in[...] = delta @ W.T
+    act_backward(a_in, code_in, alpha_in, delta_in)

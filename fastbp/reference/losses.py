@@ -1,0 +1,104 @@
+"""Losses in plain NumPy: the oracle for ``fastbp.kernels.losses``.
+
+Per-row loss ``loss_i = out_scale * sum over outputs``; batch loss
+``sum_i w_i loss_i / norm``; ``delta`` is its gradient with respect to the output
+pre-activation z. Works in any float dtype.
+"""
+
+import numpy as np
+
+from ..codes import (
+    ACC_ARGMAX, ACC_THRESHOLD, BINARY_CROSSENTROPY, CATEGORICAL_CROSSENTROPY, EPS_PROB, HUBER,
+    LINEAR, LP_HUBER_DELTA, LP_OUT_SCALE, SIGMOID, SOFTMAX, SQUARED_ERROR, ST_ABS_ERR,
+    ST_CORRECT, ST_SQ_ERR, ST_WEIGHT,
+)
+from .activations import act_backward, sigmoid
+
+
+def is_fused(act, loss):
+    """True when ``act`` is the natural output activation of ``loss`` (fused shortcut)."""
+    return ((act, loss) == (SOFTMAX, CATEGORICAL_CROSSENTROPY)
+            or (act, loss) == (SIGMOID, BINARY_CROSSENTROPY)
+            or (act, loss) == (LINEAR, SQUARED_ERROR))
+
+
+def batch_targets(Y, labels, rows, k, dtype):
+    """Dense targets of the batch rows: ``Y[rows]``, or one-hot rows built from ``labels``."""
+    if labels.shape[0] > 0:
+        return np.eye(k, dtype=dtype)[labels[rows]]
+    return Y[rows].astype(dtype)
+
+
+def loss_delta(loss, act, alpha, out, Y, labels, rows, sw, loss_param, norm, delta):
+    """Loss of a batch and dL/dz; same contract as ``fastbp.kernels.losses.loss_delta``.
+
+    out : (m, k) logits if fused (overwritten with f(z)), else activations.
+    Returns ``sum_i w_i loss_i`` (not divided by ``norm``); ``delta`` (m, k) is overwritten.
+    """
+    m, k = out.shape
+    dtype = out.dtype
+    T = batch_targets(Y, labels, rows, k, dtype)
+    w = sw[rows].astype(np.float64) if sw.shape[0] > 0 else np.ones(m)
+    out_scale = loss_param[LP_OUT_SCALE]
+    c = (w * out_scale / norm).astype(dtype)[:, None]
+
+    if is_fused(act, loss):
+        z = out.copy()
+        if loss == CATEGORICAL_CROSSENTROPY:
+            top = z.max(axis=1, keepdims=True)
+            lse = top + np.log(np.exp(z - top).sum(axis=1, keepdims=True))
+            row_loss = (T * (lse - z)).sum(axis=1)
+            p = np.exp(z - lse)
+            delta[...] = c * (p * T.sum(axis=1, keepdims=True) - T)
+        elif loss == BINARY_CROSSENTROPY:
+            # log(1 + e^z) - y z, written so that exp never overflows
+            row_loss = (np.maximum(z, 0) - T * z + np.log1p(np.exp(-np.abs(z)))).sum(axis=1)
+            p = sigmoid(z)
+            delta[...] = c * (p - T)
+        else:  # linear + squared error
+            p = z
+            row_loss = ((z - T) ** 2).sum(axis=1)
+            delta[...] = c * 2.0 * (z - T)
+        out[...] = p
+    else:
+        a = out
+        if loss == SQUARED_ERROR:
+            row_loss = ((a - T) ** 2).sum(axis=1)
+            grad = 2.0 * (a - T)
+        elif loss == HUBER:
+            h = loss_param[LP_HUBER_DELTA]
+            d = a - T
+            quadratic = np.abs(d) <= h
+            row_loss = np.where(quadratic, 0.5 * d * d, h * (np.abs(d) - 0.5 * h)).sum(axis=1)
+            grad = np.where(quadratic, d, h * np.sign(d))
+        else:
+            eps = dtype.type(EPS_PROB)
+            p = np.clip(a, eps, dtype.type(1.0 - EPS_PROB))
+            inside = (a > eps) & (a < dtype.type(1.0 - EPS_PROB))  # the clip's slope is 0 outside
+            if loss == BINARY_CROSSENTROPY:
+                row_loss = -(T * np.log(p) + (1.0 - T) * np.log(1.0 - p)).sum(axis=1)
+                grad = np.where(inside, (p - T) / (p * (1.0 - p)), 0.0)
+            else:  # categorical cross-entropy on probabilities
+                row_loss = -(T * np.log(p)).sum(axis=1)
+                grad = np.where(inside, -T / p, 0.0)
+        delta[...] = c * grad
+        act_backward(a, act, alpha, delta)
+    return float((w * out_scale * row_loss.astype(np.float64)).sum())
+
+
+def output_stats(out, Y, labels, rows, sw, acc_kind, stats):
+    """Accumulate weighted accuracy and error sums into ``stats``; as in the kernel."""
+    m, k = out.shape
+    sparse = labels.shape[0] > 0
+    w = sw[rows].astype(np.float64) if sw.shape[0] > 0 else np.ones(m)
+    stats[ST_WEIGHT] += w.sum()
+    if acc_kind == ACC_ARGMAX:
+        target = labels[rows] if sparse else Y[rows].argmax(axis=1)
+        stats[ST_CORRECT] += (w * (out.argmax(axis=1) == target)).sum()
+    elif acc_kind == ACC_THRESHOLD:
+        right = ((out > 0.5) == (Y[rows] > 0.5)).mean(axis=1)
+        stats[ST_CORRECT] += (w * right).sum()
+    if not sparse:
+        d = out.astype(np.float64) - Y[rows]
+        stats[ST_ABS_ERR] += (w * np.abs(d).mean(axis=1)).sum()
+        stats[ST_SQ_ERR] += (w * (d * d).mean(axis=1)).sum()

@@ -124,9 +124,15 @@ def check_matrix(X, name="X", n_features=None):
     if n_features is not None and array.shape[1] != n_features:
         raise ValueError(f"{name} has {array.shape[1]} features, but the model expects "
                          f"{n_features} (the width it was built with)")
-    array = np.ascontiguousarray(array, dtype=np.float32)
-    check_finite(array, name)
-    return array
+    return to_float32(array, name)
+
+
+def to_float32(array, name):
+    """C-contiguous float32 copy (or view) of ``array``; values beyond float32 are an error."""
+    with np.errstate(over="ignore"):  # an overflow shows up as inf, reported just below
+        converted = np.ascontiguousarray(array, dtype=np.float32)
+    check_finite(converted, name)
+    return converted
 
 
 def check_sample_weight(sample_weight, n_samples, name="sample_weight"):
@@ -137,8 +143,7 @@ def check_sample_weight(sample_weight, n_samples, name="sample_weight"):
     if w.ndim != 1 or w.shape[0] != n_samples:
         raise ValueError(f"{name} must be a 1-D array with one weight per sample ({n_samples}); "
                          f"received an array of shape {w.shape}")
-    w = np.ascontiguousarray(w, dtype=np.float32)
-    check_finite(w, name)
+    w = to_float32(w, name)
     if (w < 0).any():
         raise ValueError(f"{name} must be non-negative; received {w[w < 0][0]}")
     if w.sum() <= 0:

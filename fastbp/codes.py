@@ -59,7 +59,8 @@ N_LOSS_PARAM = 4
 
 # Probabilities given to a log are clipped to [EPS_PROB, 1 - EPS_PROB] when the loss is not
 # fused with its natural output activation (fused pairs work from logits and need no clip).
-EPS_PROB = 1e-7
+# 2**-23 (about 1.2e-7): both bounds are exact in float32, so every dtype clips at the same values.
+EPS_PROB = 2.0 ** -23
 
 # --- optimizers ------------------------------------------------------------------------
 SGD = 0

@@ -9,6 +9,7 @@ A file holds plain arrays only, readable with ``numpy.load(path, allow_pickle=Fa
 """
 
 import json
+import os
 import zipfile
 
 import numpy as np
@@ -50,6 +51,17 @@ def _damaged(path, why):
     return ModelFileError(f"{path!s} is not a readable fastbp model file: {why}")
 
 
+def _read_entries(handle, path):
+    archive = np.load(handle, allow_pickle=False)
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise _damaged(path, "it holds a single array, not a fastbp archive")
+    with archive:
+        missing = {"meta", "params", "optimizer_state"} - set(archive.files)
+        if missing:
+            raise _damaged(path, f"missing entries {sorted(missing)}")
+        return str(archive["meta"]), archive["params"], archive["optimizer_state"]
+
+
 def load_model(path):
     """Read a model written by ``save_model`` / ``Model.save``.
 
@@ -63,18 +75,12 @@ def load_model(path):
     from .model import Sequential
 
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not hasattr(archive, "files"):
-                raise _damaged(path, "it holds a single array, not a fastbp archive")
-            missing = {"meta", "params", "optimizer_state"} - set(archive.files)
-            if missing:
-                raise _damaged(path, f"missing entries {sorted(missing)}")
-            meta_text = str(archive["meta"])
-            params = archive["params"]
-            state = archive["optimizer_state"]
-    except ModelFileError:
-        raise
-    except FileNotFoundError:
+        if isinstance(path, (str, os.PathLike)):
+            with open(path, "rb") as handle:  # closed even when numpy fails half-way
+                meta_text, params, state = _read_entries(handle, path)
+        else:
+            meta_text, params, state = _read_entries(path, path)
+    except (ModelFileError, FileNotFoundError):
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as err:
         raise _damaged(path, f"{type(err).__name__}: {err}") from None

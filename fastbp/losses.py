@@ -17,7 +17,7 @@ categorical_crossentropy     -sum_j y_j log a_j                               cl
 import numpy as np
 
 from . import codes
-from ._validation import as_targets, check_float, describe, lookup
+from ._validation import as_targets, check_float, describe, lookup, to_float32
 
 
 class Loss:
@@ -43,10 +43,7 @@ class Loss:
         if y.shape[1] != n_outputs:
             raise ValueError(f"{name} must have {n_outputs} column(s), one per model output; "
                              f"received shape {y.shape}")
-        Y = np.ascontiguousarray(y, dtype=np.float32)
-        if not np.isfinite(Y).all():
-            raise ValueError(f"{name} holds values that do not fit in float32")
-        return Y, np.zeros(0, np.int64)
+        return to_float32(y, name), np.zeros(0, np.int64)
 
     def get_config(self):
         return {"name": self.name}
@@ -126,7 +123,7 @@ class CategoricalCrossentropy(Loss):
         if y.shape[1] != n_outputs:
             raise ValueError(f"{name} must be class labels of shape (n_samples,) or one-hot rows "
                              f"of shape (n_samples, {n_outputs}); received shape {y.shape}")
-        Y = np.ascontiguousarray(y, dtype=np.float32)
+        Y = to_float32(y, name)
         if Y.min() < 0:
             raise ValueError(f"{name} one-hot rows must be non-negative; received {Y.min()}")
         return Y, np.zeros(0, np.int64)

@@ -228,7 +228,7 @@ class Sequential:
                 where = f"batch {status + 1} of " if status != codes.OK else "the end of "
                 raise NonFiniteLossError(
                     f"the training loss became non-finite at {where}epoch {epoch + 1}/{epochs}; "
-                    f"the model keeps its weights from the end of epoch {epoch} (the last "
+                    f"the model keeps the weights it had at the start of that epoch (the last "
                     f"finite ones). Try a smaller learning rate, gradient clipping "
                     f"(global_clipnorm=1.0) or standardised inputs.")
             opt.iterations = int(t)

@@ -1,0 +1,277 @@
+"""Every public entry point rejects bad input with an error that names the argument, what was
+expected and what was received; a failed fit leaves the model as it was."""
+
+import numpy as np
+import pytest
+
+import fastbp
+from fastbp import optimizers
+
+
+@pytest.fixture
+def data(rng):
+    X = rng.standard_normal((40, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 40)
+    return X, y
+
+
+@pytest.fixture
+def model():
+    m = fastbp.Sequential([fastbp.Dense(8, activation="relu"),
+                           fastbp.Dense(3, activation="softmax")], seed=0)
+    m.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    return m
+
+
+@pytest.fixture
+def fitted(model, data):
+    model.fit(*data)
+    return model
+
+
+def unchanged(model, before):
+    if before is None:
+        assert not model.built
+    else:
+        for a, b in zip(model.get_weights(), before):
+            np.testing.assert_array_equal(a, b)
+
+
+BAD_X = [
+    (np.ones(40), ValueError, r"X must be a 2-D array.*shape \(40,\)"),
+    (np.ones((40, 4, 1)), ValueError, r"2-D array.*\(40, 4, 1\)"),
+    (np.ones((0, 4)), ValueError, r"at least one sample"),
+    (np.ones((40, 0)), ValueError, r"at least one feature"),
+    (np.array([["a"] * 4] * 40), TypeError, r"X must contain only numbers.*<U1"),
+    (np.full((40, 4), np.nan), ValueError, r"finite.*nan at index \(0, 0\)"),
+    (np.full((40, 4), np.inf), ValueError, r"finite.*inf"),
+    (np.full((40, 4), 1e300), ValueError, r"finite.*float32"),
+    (np.full((40, 4), 1 + 1j), TypeError, r"complex"),
+    ([[1, 2], [3]], ValueError, r"rectangular"),
+    (None, TypeError, r"X must be an array-like.*None"),
+]
+
+
+@pytest.mark.parametrize("X, error, message", BAD_X)
+def test_fit_rejects_bad_X(model, data, X, error, message):
+    with pytest.raises(error, match=message):
+        model.fit(X, data[1] if not hasattr(X, "__len__") or len(X) == 40 else data[1][:len(X)])
+    unchanged(model, None)
+
+
+BAD_Y = [
+    (np.arange(39) % 3, ValueError, r"same number of samples; received 40 and 39"),
+    (np.full(40, 3), ValueError, r"out of range: expected integers in \[0, 3\).*\[3, 3\]"),
+    (np.full(40, -1), ValueError, r"out of range"),
+    (np.full(40, 0.5), ValueError, r"integer class labels.*0.5"),
+    (np.full(40, np.nan), ValueError, r"y must contain only finite numbers"),
+    (np.array(["cat"] * 40), TypeError, r"y must contain only numbers"),
+    (np.zeros((40, 4)), ValueError, r"one-hot rows of shape \(n_samples, 3\); received shape "
+                                    r"\(40, 4\)"),
+    (np.zeros((40, 3, 1)), ValueError, r"1-D or 2-D"),
+    (None, TypeError, r"y must be an array-like of targets; received None"),
+]
+
+
+@pytest.mark.parametrize("y, error, message", BAD_Y)
+def test_fit_rejects_bad_y(fitted, data, y, error, message):
+    before = fitted.get_weights()
+    with pytest.raises(error, match=message):
+        fitted.fit(data[0], y)
+    unchanged(fitted, before)
+
+
+def test_regression_and_binary_targets_are_checked(rng):
+    X = rng.standard_normal((10, 2))
+    reg = fastbp.Sequential([fastbp.Dense(2)])
+    reg.compile(loss="mse")
+    with pytest.raises(ValueError, match=r"y must have shape \(n_samples, 2\).*\(10,\)"):
+        reg.fit(X, np.zeros(10))
+    with pytest.raises(ValueError, match=r"2 column\(s\).*\(10, 3\)"):
+        reg.fit(X, np.zeros((10, 3)))
+    binary = fastbp.Sequential([fastbp.Dense(1, activation="sigmoid")])
+    binary.compile(loss="binary_crossentropy")
+    with pytest.raises(ValueError, match=r"0/1 labels.*\[0.0, 2.0\]"):
+        binary.fit(X, np.arange(10) % 3)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"epochs": 0}, ValueError, r"epochs must be an integer >= 1; received epochs=0"),
+    ({"epochs": 2.5}, TypeError, r"epochs must be an integer; received 2.5"),
+    ({"batch_size": 0}, ValueError, r"batch_size must be an integer >= 1; received batch_size=0"),
+    ({"batch_size": "64"}, TypeError, r"batch_size must be an integer"),
+    ({"verbose": 5}, ValueError, r"verbose must be an integer in \[0, 1\]"),
+    ({"shuffle": "yes"}, TypeError, r"shuffle must be True or False"),
+    ({"validation_data": ([1, 2],)}, ValueError, r"validation_data must be a tuple"),
+    ({"sample_weight": np.ones(3)}, ValueError, r"one weight per sample \(40\).*\(3,\)"),
+    ({"sample_weight": -np.ones(40)}, ValueError, r"non-negative"),
+    ({"sample_weight": np.zeros(40)}, ValueError, r"positive sum"),
+])
+def test_fit_rejects_bad_arguments(model, data, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        model.fit(*data, **kwargs)
+    unchanged(model, None)
+
+
+def test_validation_data_is_checked(fitted, data):
+    X, y = data
+    before = fitted.get_weights()
+    with pytest.raises(ValueError, match=r"validation_data\[0\] has 3 features, but the model "
+                                         r"expects 4"):
+        fitted.fit(X, y, validation_data=(X[:, :3], y))
+    with pytest.raises(ValueError, match=r"validation_data\[1\] holds class labels out of range"):
+        fitted.fit(X, y, validation_data=(X, y + 5))
+    unchanged(fitted, before)
+
+
+def test_predict_checks(fitted, data):
+    X, _ = data
+    model = fastbp.Sequential([fastbp.Dense(3, activation="softmax")])
+    model.compile(loss="categorical_crossentropy")
+    with pytest.raises(fastbp.NotFittedError, match=r"not fitted yet; call fit\(\) before "
+                                                    r"predict\(\)"):
+        model.predict(X)
+    with pytest.raises(fastbp.NotFittedError):
+        model.predict_proba(X)
+    with pytest.raises(fastbp.NotFittedError):
+        model.evaluate(X, data[1])
+    with pytest.raises(ValueError, match=r"X has 5 features, but the model expects 4"):
+        fitted.predict(np.ones((3, 5)))
+    with pytest.raises(ValueError, match=r"2-D"):
+        fitted.predict(np.ones(4))
+    with pytest.raises(ValueError, match=r"finite"):
+        fitted.predict(np.full((2, 4), np.nan))
+    with pytest.raises(ValueError, match=r"batch_size must be an integer >= 1"):
+        fitted.predict(X, batch_size=0)
+
+
+def test_not_compiled_and_not_built():
+    model = fastbp.Sequential([fastbp.Dense(2)])
+    with pytest.raises(RuntimeError, match=r"call compile\(optimizer=\.\.\., loss=\.\.\.\) "
+                                           r"before fit"):
+        model.fit(np.ones((2, 2)), np.ones((2, 2)))
+    with pytest.raises(fastbp.NotFittedError, match="get_weights"):
+        model.get_weights()
+    with pytest.raises(ValueError, match="no layers"):
+        fastbp.Sequential().build(3)
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: fastbp.Dense(0), ValueError, r"units must be an integer >= 1; received units=0"),
+    (lambda: fastbp.Dense(2.0), TypeError, r"units must be an integer; received 2.0"),
+    (lambda: fastbp.Dense(2, activation="swish"), ValueError,
+     r"Unknown activation 'swish'. Expected one of \['elu', 'leaky_relu'"),
+    (lambda: fastbp.Dense(2, activation=3), TypeError, r"activation must be a string"),
+    (lambda: fastbp.Dense(2, activation="relu", alpha=0.1), ValueError,
+     r"alpha applies only to"),
+    (lambda: fastbp.Dense(2, activation="elu", alpha=-1), ValueError, r"alpha must be"),
+    (lambda: fastbp.Dense(2, l2=-1), ValueError, r"l2 must be a finite number >= 0.0; "
+                                                 r"received l2=-1.0"),
+    (lambda: fastbp.Dense(2, kernel_initializer="orthogonal"), ValueError,
+     r"Unknown initializer 'orthogonal'"),
+    (lambda: fastbp.Sequential([fastbp.Dense(2)], seed=-1), ValueError, r"seed must be"),
+    (lambda: fastbp.Sequential(["dense"]), TypeError, r"fastbp layers such as fastbp.Dense; "
+                                                      r"received 'dense'"),
+    (lambda: fastbp.Sequential(fastbp.Dense(2)), TypeError, r"layers must be a list"),
+    (lambda: optimizers.Adam(learning_rate=0), ValueError,
+     r"learning_rate must be a finite number > 0.0; received learning_rate=0.0"),
+    (lambda: optimizers.SGD(learning_rate=-1), ValueError, r"learning_rate must be"),
+    (lambda: optimizers.SGD(learning_rate=float("nan")), ValueError, r"learning_rate"),
+    (lambda: optimizers.SGD(momentum=1.0), ValueError, r"momentum must be a finite number in "
+                                                       r"\[0.0, 1.0\)"),
+    (lambda: optimizers.SGD(nesterov="yes"), TypeError, r"nesterov must be True or False"),
+    (lambda: optimizers.Adam(beta_1=1.5), ValueError, r"beta_1"),
+    (lambda: optimizers.Adam(epsilon=0), ValueError, r"epsilon"),
+    (lambda: optimizers.Adam(global_clipnorm=0), ValueError, r"global_clipnorm"),
+    (lambda: optimizers.Adam(clipvalue=-1), ValueError, r"clipvalue"),
+    (lambda: optimizers.AdamW(weight_decay=-0.1), ValueError, r"weight_decay"),
+    (lambda: optimizers.RMSprop(rho=1.0), ValueError, r"rho"),
+    (lambda: optimizers.Adagrad(initial_accumulator_value=-1), ValueError,
+     r"initial_accumulator_value"),
+    (lambda: fastbp.losses.Huber(delta=0), ValueError, r"delta must be"),
+])
+def test_constructors_reject_bad_values(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"loss": None}, ValueError, r"compile needs a loss"),
+    ({"loss": "hinge"}, ValueError, r"Unknown loss 'hinge'. Expected one of"),
+    ({"loss": 3}, TypeError, r"loss must be a loss name"),
+    ({"loss": "mse", "optimizer": "adadelta"}, ValueError, r"Unknown optimizer 'adadelta'"),
+    ({"loss": "mse", "optimizer": 0.1}, TypeError, r"optimizer must be a name"),
+    ({"loss": "mse", "metrics": "accuracy"}, TypeError, r"metrics must be a list"),
+    ({"loss": "mse", "metrics": ["auc"]}, ValueError, r"Unknown metric 'auc'"),
+    ({"loss": "mse", "backend": "cuda"}, ValueError, r"Unknown backend 'cuda'. Expected one "
+                                                     r"of \['numba', 'numpy'\]"),
+])
+def test_compile_rejects_bad_values(model, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        model.compile(**kwargs)
+
+
+def test_names_are_case_insensitive_and_aliased(model):
+    model.compile(optimizer="Adam", loss="MSE", metrics=["acc", "mean_absolute_error"])
+    assert model.loss.name == "squared_error" and model.metrics == ["accuracy", "mae"]
+
+
+def test_sparse_labels_with_dense_metric_is_rejected(model, data):
+    model.compile(loss="categorical_crossentropy", metrics=["mae"])
+    with pytest.raises(ValueError, match="metric 'mae' needs dense targets"):
+        model.fit(*data)
+
+
+def test_set_weights_checks(fitted):
+    weights = fitted.get_weights()
+    with pytest.raises(ValueError, match=r"list of 4 arrays"):
+        fitted.set_weights(weights[:3])
+    with pytest.raises(ValueError, match=r"weights\[0\] must have shape \(4, 8\); received "
+                                         r"shape \(8, 4\)"):
+        fitted.set_weights([weights[0].T] + weights[1:])
+    with pytest.raises(ValueError, match=r"weights\[1\] must hold finite numbers"):
+        fitted.set_weights([weights[0], np.full(8, np.nan)] + weights[2:])
+    with pytest.raises(ValueError, match="the model is built for 4 features"):
+        fitted.build(5)
+    with pytest.raises(ValueError, match="already built"):
+        fitted.add(fastbp.Dense(3))
+
+
+def test_non_finite_loss_stops_with_epoch_and_keeps_last_finite_weights(rng):
+    X = (rng.standard_normal((64, 3)) * 100).astype(np.float32)
+    y = (X.sum(axis=1) * 1e3).astype(np.float32)
+    model = fastbp.Sequential([fastbp.Dense(32, activation="relu"), fastbp.Dense(1)], seed=0)
+    model.compile(optimizer=optimizers.SGD(learning_rate=1e-9), loss="mse")
+    model.fit(X, y, epochs=2, batch_size=8)  # small steps: finite
+    last_finite = model.get_weights()
+    iterations = model.optimizer.iterations
+    model.optimizer.learning_rate = 1.0  # now it diverges
+    with pytest.raises(fastbp.NonFiniteLossError,
+                       match=r"non-finite at batch \d+ of epoch 1/50; the model keeps the "
+                             r"weights it had at the start of that epoch"):
+        model.fit(X, y, epochs=50, batch_size=8)
+    unchanged(model, last_finite)
+    assert model.optimizer.iterations == iterations
+    assert np.isfinite(model.optimizer.state).all()
+    assert model.history.epoch == []
+    model.predict(X)  # still usable
+
+
+def test_divergence_after_some_epochs_keeps_the_weights_of_the_last_finished_epoch():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 3)).astype(np.float32)
+    y = X.sum(axis=1).astype(np.float32)
+
+    def make():
+        m = fastbp.Sequential([fastbp.Dense(32, activation="relu"), fastbp.Dense(1)], seed=0)
+        m.compile(optimizer=optimizers.SGD(learning_rate=0.2, momentum=0.9), loss="mse")
+        return m
+
+    model = make()
+    with pytest.raises(fastbp.NonFiniteLossError, match=r"epoch (\d+)/50") as info:
+        model.fit(X, y, epochs=50, batch_size=8)
+    finished = len(model.history.epoch)
+    assert finished >= 1 and f"epoch {finished + 1}/50" in str(info.value)
+    twin = make()  # same seed, same batches: stop after the epochs that finished
+    twin.fit(X, y, epochs=finished, batch_size=8)
+    unchanged(model, twin.get_weights())

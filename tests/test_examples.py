@@ -1,0 +1,44 @@
+"""The demo and every example run and print what they promise."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args):
+    result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_demo_reaches_97_percent():
+    from fastbp.cli import demo
+    assert demo(epochs=20, seed=0) >= 0.97
+
+
+def test_demo_command_line():
+    out = run("-m", "fastbp", "demo", "--epochs", "3")
+    assert "Epoch 3/3" in out and "test accuracy" in out and "NumPy reference" in out
+
+
+@pytest.mark.parametrize("script, expected", [
+    ("xor.py", "accuracy 1.00"),
+    ("digits.py", "test accuracy 0.9"),
+    ("regression.py", "test R^2 0."),
+])
+def test_example(script, expected):
+    assert expected in run(str(ROOT / "examples" / script))
+
+
+def test_readme_example_runs(tmp_path, monkeypatch):
+    import re
+    text = (ROOT / "README.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    assert (tmp_path / "digits.npz").exists()

@@ -27,7 +27,7 @@ def warmup():
     The first ``fit`` in a process otherwise pays for it: seconds on a machine's very first
     run, a fraction of a second once the cache is warm.
     """
-    from .warmup import run
+    from ._warmup import run
     run()
 
 

@@ -12,6 +12,8 @@
 
 import numba
 
+from . import _threads  # noqa: F401  (chooses a thread-safe layer before any parallel launch)
+
 FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 
 _OPTIONS = dict(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")

@@ -65,3 +65,20 @@ class Layout:
         act_off = np.concatenate(([0], np.cumsum(rows * widths)[:-1])).astype(np.int64)
         total = int(rows * widths.sum())
         return act_off, np.zeros(total, np.float32), np.zeros(total, np.float32)
+
+    def shard_buffers(self, batch_size, shards):
+        """Work buffers of a training loop that cuts each batch into ``shards`` row shards.
+
+        Returns ``(act_off, xb, acts, deltas, grads, seg, scratch)``: xb (S, rows, s0);
+        acts, deltas (S, A); grads (S, P); seg (S, 2 L, 4); scratch (2, S); with
+        ``rows = ceil(batch_size / S)``.
+        """
+        rows = -(-batch_size // shards)
+        act_off, acts, deltas = self.buffers(rows)
+        return (act_off,
+                np.zeros((shards, rows, int(self.sizes[0])), np.float32),
+                np.zeros((shards, acts.size), np.float32),
+                np.zeros((shards, deltas.size), np.float32),
+                np.zeros((shards, self.n_params), np.float32),
+                np.zeros((shards, 2 * self.n_layers, 4)),
+                np.zeros((2, shards)))

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from . import codes, engine, io, losses, optimizers
+from . import _threads, codes, engine, io, losses, optimizers
 from . import metrics as metric_table
 from ._validation import (
     NonFiniteLossError, NotFittedError, check_int, check_lengths, check_matrix,
@@ -209,20 +209,23 @@ class Sequential:
         hyper = opt.hyper()
         loss_param = self.loss.loss_param(lay.n_outputs)
         n = len(X)
-        rows = min(batch_size, n)
-        act_off, acts, deltas = lay.buffers(rows)
-        grads = np.zeros(lay.n_params, np.float32)
-        xb = np.zeros((rows, lay.sizes[0]), np.float32)
+        batch_size = min(batch_size, n)
+        shards = _threads.n_shards(batch_size)
+        parallel = backend.name == "numba" and _threads.parallel(shards)
+        act_off, xb, acts, deltas, grads, seg, scratch = lay.shard_buffers(batch_size, shards)
         acc_kind = self._acc_kind()
         for epoch in range(epochs):
             start = time.perf_counter()
             order = self._rng.permutation(n) if shuffle else np.arange(n, dtype=np.int64)
-            stats = np.zeros(codes.N_STATS)
+            stats = np.zeros((shards, codes.N_STATS))
             saved = (self.params.copy(), state.copy(), opt.iterations)
-            status, t = backend.train_epoch(
-                X, Y, labels, sw, order, batch_size, lay.sizes, lay.w_off, lay.b_off, lay.act,
-                lay.alpha, lay.l1, lay.l2, self.loss.code, loss_param, acc_kind, opt.code, hyper,
-                state, opt.iterations, self.params, grads, xb, acts, deltas, act_off, stats)
+            with _threads.single_threaded_blas(parallel):
+                status, t = backend.train_epoch(
+                    X, Y, labels, sw, order, batch_size, lay.sizes, lay.w_off, lay.b_off,
+                    lay.act, lay.alpha, lay.l1, lay.l2, self.loss.code, loss_param, acc_kind,
+                    opt.code, hyper, state, opt.iterations, self.params, grads, xb, acts,
+                    deltas, act_off, seg, scratch, stats, parallel)
+            stats = stats.sum(axis=0)  # shard order: fixed
             if status != codes.OK or not np.isfinite(self.params).all():
                 self.params[:], state[:], opt.iterations = saved
                 where = f"batch {status + 1} of " if status != codes.OK else "the end of "

@@ -198,7 +198,7 @@ def test_dense_kernels(name, rng):
     close(comp_din, ref_din, atol=1e-5)
 
 
-def test_penalty_and_clipping(rng):
+def test_penalty(rng):
     net = Net([4, 6, 3], ["relu", "linear"], rng)
     lay = net.layout
     l1, l2 = np.array([0.01, 0.0]), np.array([0.02, 0.05])
@@ -212,9 +212,28 @@ def test_penalty_and_clipping(rng):
     for l in range(lay.n_layers):
         b = slice(lay.b_off[l], lay.b_off[l] + lay.sizes[l + 1])
         np.testing.assert_array_equal(comp_g[b], g[b])
-    for clipnorm in [0.0, 0.5, 1e6]:
-        assert k_optim.grad_scale(g, clipnorm) == pytest.approx(r_optim.grad_scale(f64(g), clipnorm),
-                                                                rel=1e-5)
+
+
+def test_sum_shards_and_segments(rng):
+    net = Net([4, 6, 3], ["relu", "linear"], rng)
+    lay = net.layout
+    P = lay.n_params
+    grads = rng.standard_normal((3, P)).astype(np.float32)
+    comp, ref = grads.copy(), f64(grads)
+    k_optim.sum_shards(comp, 5, 40)
+    r_optim.sum_shards(ref, 5, 40)
+    close(comp, ref)
+    np.testing.assert_array_equal(comp[0, :5], grads[0, :5])
+    l1, l2 = np.array([0.1, 0.2]), np.array([0.3, 0.4])
+    for lo, hi in [(0, P), (3, 30), (24, 31), (P - 1, P)]:
+        comp_seg, ref_seg = np.zeros((4, 4)), np.zeros((4, 4))
+        n = k_optim.segments(lay.sizes, lay.w_off, lay.b_off, l1, l2, 0.5, lo, hi, comp_seg)
+        assert n == r_optim.segments(lay.sizes, lay.w_off, lay.b_off, l1, l2, 0.5, lo, hi, ref_seg)
+        np.testing.assert_array_equal(comp_seg, ref_seg)
+        covered = np.concatenate([np.arange(a, b) for a, b in comp_seg[:n, :2].astype(int)])
+        np.testing.assert_array_equal(covered, np.arange(lo, hi))  # contiguous, no gap, no overlap
+    n = k_optim.segments(lay.sizes, lay.w_off, lay.b_off, l1, l2, 0.5, 0, P, comp_seg)
+    np.testing.assert_array_equal(comp_seg[:n, 2], [0.05, 0.0, 0.1, 0.0])  # l1 * scale on W only
 
 
 OPTIMIZER_CASES = {
@@ -233,7 +252,9 @@ OPTIMIZER_CASES = {
 
 @pytest.mark.parametrize("case", sorted(OPTIMIZER_CASES))
 @pytest.mark.parametrize("clip", ["none", "norm", "value"])
-def test_optimizer_step(case, clip, rng):
+@pytest.mark.parametrize("shards", [1, 3])
+def test_optimizer_update(case, clip, shards, rng):
+    """The whole update (shard sum, penalty, clipping, rule) over chunks of the vector."""
     code, settings = OPTIMIZER_CASES[case]
     hyper = np.zeros(codes.N_HYPER)
     hyper[codes.HP_LR] = 0.05
@@ -243,17 +264,40 @@ def test_optimizer_step(case, clip, rng):
         hyper[codes.HP_CLIPNORM] = 0.3
     elif clip == "value":
         hyper[codes.HP_CLIPVALUE] = 0.2
-    P = 50
-    params = rng.standard_normal(P).astype(np.float32)
+    net = Net([5, 7, 3], ["tanh", "linear"], rng, l1=0.01, l2=0.02)
+    lay = net.layout
+    P = lay.n_params
+    params = net.params
     state = np.abs(rng.standard_normal((2, P))).astype(np.float32) * 0.1
     comp_p, comp_s = params.copy(), state.copy()
     ref_p, ref_s = f64(params), f64(state)
+    seg = np.zeros((shards, 2 * lay.n_layers, 4))
     for t in range(1, 4):
-        g = rng.standard_normal(P).astype(np.float32)
-        k_optim.optimizer_step(code, comp_p, g, comp_s, hyper, t)
-        r_optim.optimizer_step(code, ref_p, f64(g), ref_s, hyper, t)
+        g = rng.standard_normal((shards, P)).astype(np.float32)
+        comp_v = k_train.run_update(code, comp_p, g.copy(), comp_s, hyper, t, lay.sizes,
+                                    lay.w_off, lay.b_off, lay.l1, lay.l2, 0.5, seg.copy(),
+                                    np.zeros(shards))
+        ref_v = r_train.run_update(code, ref_p, f64(g), ref_s, hyper, t, lay.sizes, lay.w_off,
+                                   lay.b_off, lay.l1, lay.l2, 0.5, seg.copy(), np.zeros(shards))
+        assert comp_v == pytest.approx(ref_v, rel=RTOL)
     close(comp_p, ref_p, atol=1e-5)
     close(comp_s, ref_s, atol=1e-6)
+    if shards > 1:  # the parallel driver computes the same bits
+        par_p, par_s = params.copy(), state.copy()
+        ser_p, ser_s = params.copy(), state.copy()
+        g = rng.standard_normal((shards, P)).astype(np.float32)
+        k_train.run_update_parallel(code, par_p, g.copy(), par_s, hyper, 1, lay.sizes, lay.w_off,
+                                    lay.b_off, lay.l1, lay.l2, 1.0, seg.copy(), np.zeros(shards))
+        k_train.run_update(code, ser_p, g.copy(), ser_s, hyper, 1, lay.sizes, lay.w_off,
+                           lay.b_off, lay.l1, lay.l2, 1.0, seg.copy(), np.zeros(shards))
+        np.testing.assert_array_equal(par_p, ser_p)
+        np.testing.assert_array_equal(par_s, ser_s)
+
+
+def test_clip_scale():
+    assert k_optim.clip_scale(16.0, 2.0) == pytest.approx(0.5)
+    assert k_optim.clip_scale(1.0, 2.0) == 1.0
+    assert r_optim.clip_scale(16.0, 2.0) == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize("hidden", ["relu", "tanh", "elu"])

@@ -158,3 +158,33 @@ def test_regression_fits_a_linear_target(rng):
     history = model.fit(X, y, epochs=60, batch_size=32)
     assert history.history["loss"][-1] < 0.05 * np.var(y)
     assert history.history["loss"][0] > history.history["loss"][-1]
+
+
+def fit_with(monkeypatch, shards, parallel, X, y, optimizer="adam"):
+    from fastbp import _threads
+    monkeypatch.setattr(_threads, "n_shards", lambda batch, max_shards=None: shards)
+    monkeypatch.setattr(_threads, "parallel", lambda s: parallel)
+    model = make_model("numba", optimizer, l2=1e-3)
+    model.fit(X, y, epochs=2, batch_size=20)
+    return model
+
+
+@pytest.mark.parametrize("shards", [2, 3, 8])
+def test_parallel_shards_give_the_bits_of_serial_shards(shards, rng, monkeypatch):
+    X, y = classification(rng)
+    a = fit_with(monkeypatch, shards, True, X, y)
+    b = fit_with(monkeypatch, shards, False, X, y)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam_clipnorm"])
+def test_shard_count_changes_only_rounding(name, rng, monkeypatch):
+    """S shards of a batch sum to the whole batch's gradient: 1, 3 and 7 shards (7 > rows in
+    the last batch, so some shards are empty) agree to float32 rounding."""
+    X, y = classification(rng, n=90)
+    results = [fit_with(monkeypatch, s, s > 1, X, y, OPTIMIZERS[name]()).get_weights()
+               for s in (1, 3, 7)]
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

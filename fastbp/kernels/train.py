@@ -17,11 +17,15 @@ NumPy twin: ``fastbp.reference.train``.
 
 import numpy as np
 
+from numba import prange
+
 from .._jit import jit
-from ..codes import ACC_SKIP, LINEAR, LP_NORM_BY_WEIGHT, LP_PENALTY_PER_SAMPLE, OK, ST_LOSS, ST_ROWS
+from ..codes import (
+    ACC_SKIP, HP_CLIPNORM, LINEAR, LP_NORM_BY_WEIGHT, LP_PENALTY_PER_SAMPLE, OK, ST_LOSS, ST_ROWS,
+)
 from .dense import dense_backward, dense_forward, dense_grad
 from .losses import is_fused, loss_delta, output_stats
-from .optim import optimizer_step, penalty
+from .optim import clip_scale, grad_sq_norm, optimizer_step, penalty, segments, sum_shards
 
 
 @jit(inline="always")
@@ -132,10 +136,138 @@ def batch_objective(x, Y, labels, rows, sw, sizes, w_off, b_off, act, alpha, l1,
 
 
 @jit
+def shard_objective(X, Y, labels, sw, rows, norm, sizes, w_off, b_off, act, alpha, loss,
+                    loss_param, acc_kind, params, grad, xb, acts, deltas, act_off, stats):
+    """Gather, forward, loss, backward for one shard of a batch.
+
+    ``grad`` (P,) is overwritten with this shard's part of the batch gradient (zeros when the
+    shard is empty); ``stats`` (N_STATS,) receives the shard's metric sums unless
+    ``acc_kind`` is ``ACC_SKIP``. Returns ``sum_i w_i loss_i`` over the shard's rows.
+    """
+    m = rows.shape[0]
+    if m == 0:
+        grad[:] = 0.0
+        return 0.0
+    last = w_off.shape[0] - 1
+    x = xb[:m]
+    gather_rows(X, rows, x)
+    out_act = LINEAR if is_fused(act[last], loss) else act[last]
+    forward_pass(x, sizes, w_off, b_off, act, alpha, out_act, params, acts, act_off)
+    out = block(acts, act_off[last], m, sizes[last + 1])
+    delta = block(deltas, act_off[last], m, sizes[last + 1])
+    data = loss_delta(loss, act[last], alpha[last], out, Y, labels, rows, sw, loss_param,
+                      norm, delta)
+    backward_pass(x, sizes, w_off, b_off, act, alpha, params, grad, acts, deltas, act_off)
+    if acc_kind != ACC_SKIP:
+        output_stats(out, Y, labels, rows, sw, acc_kind, stats)
+    return data
+
+
+@jit(inline="always")
+def split(n, parts, k):
+    """Bounds of part k when ``range(n)`` is cut into ``parts`` nearly equal runs."""
+    size = (n + parts - 1) // parts
+    lo = min(k * size, n)
+    return lo, min(lo + size, n)
+
+
+# The two drivers below differ only in ``range`` / ``prange``. They are separate functions on
+# purpose: Numba's disk cache keys a function by its code, not by its options, so one body
+# compiled both ways would load the wrong machine code from the cache.
+
+@jit
+def run_shards(X, Y, labels, sw, rows, norm, sizes, w_off, b_off, act, alpha, loss, loss_param,
+               acc_kind, params, grads, xb, acts, deltas, act_off, stats, shard_loss):
+    """Every shard of a batch, one after the other (see ``run_shards_parallel``)."""
+    n_shards = grads.shape[0]
+    for s in range(n_shards):
+        lo, hi = split(rows.shape[0], n_shards, s)
+        shard_loss[s] = shard_objective(X, Y, labels, sw, rows[lo:hi], norm, sizes, w_off, b_off,
+                                        act, alpha, loss, loss_param, acc_kind, params, grads[s],
+                                        xb[s], acts[s], deltas[s], act_off, stats[s])
+
+
+@jit(parallel=True)
+def run_shards_parallel(X, Y, labels, sw, rows, norm, sizes, w_off, b_off, act, alpha, loss,
+                        loss_param, acc_kind, params, grads, xb, acts, deltas, act_off, stats,
+                        shard_loss):
+    """Every shard of a batch, one thread each: shard s takes the s-th run of ``rows`` and
+    writes only ``grads[s]``, ``xb[s]``, ``acts[s]``, ``deltas[s]``, ``stats[s]``."""
+    n_shards = grads.shape[0]
+    for s in prange(n_shards):
+        lo, hi = split(rows.shape[0], n_shards, s)
+        shard_loss[s] = shard_objective(X, Y, labels, sw, rows[lo:hi], norm, sizes, w_off, b_off,
+                                        act, alpha, loss, loss_param, acc_kind, params, grads[s],
+                                        xb[s], acts[s], deltas[s], act_off, stats[s])
+
+
+@jit
+def chunk_norms(params, grads, sizes, w_off, b_off, l1, l2, pscale, seg, parts, c):
+    """Sum the shards over chunk c of the parameter vector and return the chunk's squared
+    gradient norm (penalty included)."""
+    lo, hi = split(params.shape[0], parts, c)
+    sum_shards(grads, lo, hi)
+    n_seg = segments(sizes, w_off, b_off, l1, l2, pscale, lo, hi, seg[c])
+    return grad_sq_norm(params, grads, seg[c], n_seg)
+
+
+@jit
+def chunk_update(opt, params, grads, state, hyper, t, sizes, w_off, b_off, l1, l2, pscale,
+                 scale, summed, seg, parts, c):
+    """Sum the shards (unless already ``summed``) and update chunk c; returns its penalty."""
+    lo, hi = split(params.shape[0], parts, c)
+    if not summed:
+        sum_shards(grads, lo, hi)
+    n_seg = segments(sizes, w_off, b_off, l1, l2, pscale, lo, hi, seg[c])
+    return optimizer_step(opt, params, grads, state, hyper, t, seg[c], n_seg, scale)
+
+
+@jit
+def run_update(opt, params, grads, state, hyper, t, sizes, w_off, b_off, l1, l2, pscale, seg,
+               chunk_out):
+    """Penalty, clipping and update over the whole vector, chunk after chunk; returns the
+    penalty's value. ``chunk_out`` (n_chunks,) float64 is scratch."""
+    parts = seg.shape[0]
+    clipnorm = hyper[HP_CLIPNORM]
+    scale = 1.0
+    if clipnorm > 0.0:
+        for c in range(parts):
+            chunk_out[c] = chunk_norms(params, grads, sizes, w_off, b_off, l1, l2, pscale, seg,
+                                       parts, c)
+        scale = clip_scale(chunk_out.sum(), clipnorm)
+    for c in range(parts):
+        chunk_out[c] = chunk_update(opt, params, grads, state, hyper, t, sizes, w_off, b_off, l1,
+                                    l2, pscale, scale, clipnorm > 0.0, seg, parts, c)
+    return chunk_out.sum()
+
+
+@jit(parallel=True)
+def run_update_parallel(opt, params, grads, state, hyper, t, sizes, w_off, b_off, l1, l2, pscale,
+                        seg, chunk_out):
+    """``run_update`` with the chunks updated side by side, one thread each."""
+    parts = seg.shape[0]
+    clipnorm = hyper[HP_CLIPNORM]
+    scale = 1.0
+    if clipnorm > 0.0:
+        for c in prange(parts):
+            chunk_out[c] = chunk_norms(params, grads, sizes, w_off, b_off, l1, l2, pscale, seg,
+                                       parts, c)
+        scale = clip_scale(chunk_out.sum(), clipnorm)
+    for c in prange(parts):
+        chunk_out[c] = chunk_update(opt, params, grads, state, hyper, t, sizes, w_off, b_off, l1,
+                                    l2, pscale, scale, clipnorm > 0.0, seg, parts, c)
+    return chunk_out.sum()
+
+
+@jit
 def train_epoch(X, Y, labels, sw, order, batch_size, sizes, w_off, b_off, act, alpha, l1, l2,
                 loss, loss_param, acc_kind, opt, hyper, state, t,
-                params, grads, xb, acts, deltas, act_off, stats):
+                params, grads, xb, acts, deltas, act_off, seg, scratch, stats, parallel):
     """Train for one epoch: every mini-batch of ``order``, forward, backward and update.
+
+    Each batch is cut into S row shards (S = ``grads.shape[0]``). Each shard's gradient is
+    computed on its own, then the shard gradients are summed in shard order, so the result
+    depends on S but not on how many threads ran the shards.
 
     Parameters
     ----------
@@ -155,9 +287,19 @@ def train_epoch(X, Y, labels, sw, order, batch_size, sizes, w_off, b_off, act, a
         Steps taken before this epoch.
     params : float32 array of shape (P,)
         Updated in place.
-    grads, xb, acts, deltas : float32 work buffers
-    stats : float64 array of shape (N_STATS,)
-        Accumulates the loss sum, row count and metric sums (``ST_*``).
+    grads : float32 array of shape (S, P)
+        One gradient per shard.
+    xb : float32 array of shape (S, rows, s0); acts, deltas : float32 (S, A)
+        Per-shard work buffers; ``rows`` = ceil(batch_size / S), layer l's block at
+        ``act_off[l]``.
+    seg : float64 array of shape (S, 2 L, 4)
+        Scratch for the update's segments, one table per parameter chunk.
+    scratch : float64 array of shape (2, S)
+        Per-shard losses and per-chunk sums.
+    stats : float64 array of shape (S, N_STATS)
+        Per-shard sums; ``stats[0, ST_LOSS]`` and ``stats[0, ST_ROWS]`` take the loss.
+    parallel : bool
+        Run the shards (and the update's chunks) on Numba's thread pool.
 
     Returns
     -------
@@ -168,25 +310,38 @@ def train_epoch(X, Y, labels, sw, order, batch_size, sizes, w_off, b_off, act, a
         Steps taken after this epoch.
     """
     n = order.shape[0]
-    last = w_off.shape[0] - 1
+    shard_loss = scratch[0]
+    chunk_out = scratch[1]
+    per_sample = loss_param[LP_PENALTY_PER_SAMPLE] != 0.0
     batch = 0
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         m = stop - start
         rows = order[start:stop]
-        x = xb[:m]
-        gather_rows(X, rows, x)
-        value = batch_objective(x, Y, labels, rows, sw, sizes, w_off, b_off, act, alpha, l1, l2,
-                                loss, loss_param, params, grads, acts, deltas, act_off)
+        norm = batch_norm(rows, sw, loss_param)
+        if parallel:
+            run_shards_parallel(X, Y, labels, sw, rows, norm, sizes, w_off, b_off, act, alpha,
+                                loss, loss_param, acc_kind, params, grads, xb, acts, deltas,
+                                act_off, stats, shard_loss)
+        else:
+            run_shards(X, Y, labels, sw, rows, norm, sizes, w_off, b_off, act, alpha, loss,
+                       loss_param, acc_kind, params, grads, xb, acts, deltas, act_off, stats,
+                       shard_loss)
+        value = shard_loss.sum() / norm
         if not np.isfinite(value):
             return batch, t
         t += 1
-        optimizer_step(opt, params, grads, state, hyper, t)
-        stats[ST_LOSS] += value * m
-        stats[ST_ROWS] += m
-        if acc_kind != ACC_SKIP:
-            out = block(acts, act_off[last], m, sizes[last + 1])
-            output_stats(out, Y, labels, rows, sw, acc_kind, stats)
+        pscale = 1.0 / norm if per_sample else 1.0
+        if parallel:
+            value += run_update_parallel(opt, params, grads, state, hyper, t, sizes, w_off, b_off,
+                                         l1, l2, pscale, seg, chunk_out)
+        else:
+            value += run_update(opt, params, grads, state, hyper, t, sizes, w_off, b_off, l1, l2,
+                                pscale, seg, chunk_out)
+        if not np.isfinite(value):
+            return batch, t
+        stats[0, ST_LOSS] += value * m
+        stats[0, ST_ROWS] += m
         batch += 1
     return OK, t
 

@@ -7,10 +7,12 @@ dtype: give it float64 arrays for gradient checks.
 
 import numpy as np
 
-from ..codes import ACC_SKIP, LINEAR, LP_NORM_BY_WEIGHT, LP_PENALTY_PER_SAMPLE, OK, ST_LOSS, ST_ROWS
+from ..codes import (
+    ACC_SKIP, HP_CLIPNORM, LINEAR, LP_NORM_BY_WEIGHT, LP_PENALTY_PER_SAMPLE, OK, ST_LOSS, ST_ROWS,
+)
 from .dense import dense_backward, dense_forward, dense_grad
 from .losses import is_fused, loss_delta, output_stats
-from .optim import optimizer_step, penalty
+from .optim import clip_scale, grad_sq_norm, optimizer_step, penalty, segments, sum_shards
 
 
 def block(buf, offset, rows, cols):
@@ -76,28 +78,113 @@ def batch_objective(x, Y, labels, rows, sw, sizes, w_off, b_off, act, alpha, l1,
     return data / norm + penalty(params, grads, sizes, w_off, l1, l2, scale)
 
 
+def shard_objective(X, Y, labels, sw, rows, norm, sizes, w_off, b_off, act, alpha, loss,
+                    loss_param, acc_kind, params, grad, xb, acts, deltas, act_off, stats):
+    """Gather, forward, loss, backward for one shard; ``grad`` (P,) overwritten.
+    Returns ``sum_i w_i loss_i`` over the shard's rows."""
+    m = len(rows)
+    if m == 0:
+        grad[:] = 0.0
+        return 0.0
+    last = len(w_off) - 1
+    x = xb[:m]
+    gather_rows(X, rows, x)
+    out_act = LINEAR if is_fused(act[last], loss) else act[last]
+    forward_pass(x, sizes, w_off, b_off, act, alpha, out_act, params, acts, act_off)
+    out = block(acts, act_off[last], m, sizes[last + 1])
+    delta = block(deltas, act_off[last], m, sizes[last + 1])
+    data = loss_delta(loss, act[last], alpha[last], out, Y, labels, rows, sw, loss_param,
+                      norm, delta)
+    backward_pass(x, sizes, w_off, b_off, act, alpha, params, grad, acts, deltas, act_off)
+    if acc_kind != ACC_SKIP:
+        output_stats(out, Y, labels, rows, sw, acc_kind, stats)
+    return data
+
+
+def split(n, parts, k):
+    """Bounds of part k when ``range(n)`` is cut into ``parts`` nearly equal runs."""
+    size = -(-n // parts)
+    lo = min(k * size, n)
+    return lo, min(lo + size, n)
+
+
+def run_shards(X, Y, labels, sw, rows, norm, sizes, w_off, b_off, act, alpha, loss, loss_param,
+               acc_kind, params, grads, xb, acts, deltas, act_off, stats, shard_loss):
+    """Every shard of a batch: shard s takes the s-th run of ``rows``, writes ``grads[s]``."""
+    n_shards = grads.shape[0]
+    for s in range(n_shards):
+        lo, hi = split(len(rows), n_shards, s)
+        shard_loss[s] = shard_objective(X, Y, labels, sw, rows[lo:hi], norm, sizes, w_off, b_off,
+                                        act, alpha, loss, loss_param, acc_kind, params, grads[s],
+                                        xb[s], acts[s], deltas[s], act_off, stats[s])
+
+
+run_shards_parallel = run_shards  # the reference has no threads
+
+
+def chunk_norms(params, grads, sizes, w_off, b_off, l1, l2, pscale, seg, parts, c):
+    """Sum the shards over chunk c; return its squared gradient norm (penalty included)."""
+    lo, hi = split(len(params), parts, c)
+    sum_shards(grads, lo, hi)
+    n_seg = segments(sizes, w_off, b_off, l1, l2, pscale, lo, hi, seg[c])
+    return grad_sq_norm(params, grads, seg[c], n_seg)
+
+
+def chunk_update(opt, params, grads, state, hyper, t, sizes, w_off, b_off, l1, l2, pscale,
+                 scale, summed, seg, parts, c):
+    """Sum the shards (unless already ``summed``) and update chunk c; returns its penalty."""
+    lo, hi = split(len(params), parts, c)
+    if not summed:
+        sum_shards(grads, lo, hi)
+    n_seg = segments(sizes, w_off, b_off, l1, l2, pscale, lo, hi, seg[c])
+    return optimizer_step(opt, params, grads, state, hyper, t, seg[c], n_seg, scale)
+
+
+def run_update(opt, params, grads, state, hyper, t, sizes, w_off, b_off, l1, l2, pscale, seg,
+               chunk_out):
+    """Penalty, clipping and update over the whole vector, chunk by chunk; returns the penalty."""
+    parts = seg.shape[0]
+    clipnorm = hyper[HP_CLIPNORM]
+    scale = 1.0
+    if clipnorm > 0.0:
+        for c in range(parts):
+            chunk_out[c] = chunk_norms(params, grads, sizes, w_off, b_off, l1, l2, pscale, seg,
+                                       parts, c)
+        scale = clip_scale(chunk_out.sum(), clipnorm)
+    for c in range(parts):
+        chunk_out[c] = chunk_update(opt, params, grads, state, hyper, t, sizes, w_off, b_off, l1,
+                                    l2, pscale, scale, clipnorm > 0.0, seg, parts, c)
+    return chunk_out.sum()
+
+
+run_update_parallel = run_update
+
+
 def train_epoch(X, Y, labels, sw, order, batch_size, sizes, w_off, b_off, act, alpha, l1, l2,
                 loss, loss_param, acc_kind, opt, hyper, state, t,
-                params, grads, xb, acts, deltas, act_off, stats):
+                params, grads, xb, acts, deltas, act_off, seg, scratch, stats, parallel):
     """One epoch of mini-batch training; returns ``(status, t)`` like the compiled loop."""
     n = len(order)
-    last = len(w_off) - 1
+    shard_loss, chunk_out = scratch[0], scratch[1]
+    per_sample = loss_param[LP_PENALTY_PER_SAMPLE] != 0.0
     for batch, start in enumerate(range(0, n, batch_size)):
         rows = order[start:start + batch_size]
         m = len(rows)
-        x = xb[:m]
-        gather_rows(X, rows, x)
-        value = batch_objective(x, Y, labels, rows, sw, sizes, w_off, b_off, act, alpha, l1, l2,
-                                loss, loss_param, params, grads, acts, deltas, act_off)
+        norm = batch_norm(rows, sw, loss_param)
+        run_shards(X, Y, labels, sw, rows, norm, sizes, w_off, b_off, act, alpha, loss,
+                   loss_param, acc_kind, params, grads, xb, acts, deltas, act_off, stats,
+                   shard_loss)
+        value = shard_loss.sum() / norm
         if not np.isfinite(value):
             return batch, t
         t += 1
-        optimizer_step(opt, params, grads, state, hyper, t)
-        stats[ST_LOSS] += value * m
-        stats[ST_ROWS] += m
-        if acc_kind != ACC_SKIP:
-            out = block(acts, act_off[last], m, sizes[last + 1])
-            output_stats(out, Y, labels, rows, sw, acc_kind, stats)
+        pscale = 1.0 / norm if per_sample else 1.0
+        value += run_update(opt, params, grads, state, hyper, t, sizes, w_off, b_off, l1, l2,
+                            pscale, seg, chunk_out)
+        if not np.isfinite(value):
+            return batch, t
+        stats[0, ST_LOSS] += value * m
+        stats[0, ST_ROWS] += m
     return OK, t
 
 

@@ -1,0 +1,120 @@
+"""Threads: which Numba threading layer fastbp uses, and how many row shards a batch gets.
+
+Numba's default fallback layer, ``workqueue``, costs about 100 microseconds per parallel
+region here (against 1 for OpenMP) and aborts the process when two Python threads enter
+parallel code at once. fastbp therefore asks Numba for a thread-safe layer (OpenMP, else
+TBB) unless the user chose one, and trains serially when neither is installed.
+"""
+
+import contextlib
+import os
+import threading
+
+import numba
+
+SAFE_LAYERS = ("omp", "tbb")
+
+
+def _available(layer):
+    try:
+        if layer == "omp":
+            from numba.np.ufunc import omppool  # noqa: F401  (fails without libgomp)
+        else:
+            from numba.np.ufunc import tbbpool  # noqa: F401  (fails without the tbb package)
+    except ImportError:
+        return False
+    return True
+
+
+def _choose_layer():
+    chosen = numba.config.THREADING_LAYER
+    if chosen == "default":
+        for layer in SAFE_LAYERS:
+            if _available(layer):
+                numba.config.THREADING_LAYER = layer  # read by Numba at its first parallel launch
+                return layer
+        return None
+    if chosen == "threadsafe":
+        candidates = ("tbb", "omp")
+    elif chosen == "safe":
+        candidates = ("tbb",)
+    elif chosen in SAFE_LAYERS:
+        candidates = (chosen,)
+    else:
+        return None  # the user asked for workqueue or forksafe: respect it and stay serial
+    return next((layer for layer in candidates if _available(layer)), None)
+
+
+#: the threading layer fastbp's parallel kernels run on, or None when it trains serially
+LAYER = _choose_layer()
+
+
+def cores():
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+#: a shard smaller than this many rows costs more in synchronisation than it saves
+MIN_SHARD_ROWS = 16
+
+
+def n_shards(batch_size, max_shards=None):
+    """Row shards per batch: one per core, at most ``batch_size // MIN_SHARD_ROWS``.
+
+    Depends on the machine's core count and the batch size, not on ``NUMBA_NUM_THREADS``:
+    the same machine gives bit-identical training whatever the thread count.
+    """
+    limit = cores() if max_shards is None else max_shards
+    return max(1, min(limit, batch_size // MIN_SHARD_ROWS))
+
+
+def parallel(shards):
+    """Whether shards run on Numba's thread pool (a safe layer exists and there are several)."""
+    return LAYER is not None and shards > 1 and numba.get_num_threads() > 1
+
+
+# --- BLAS threads during parallel training -------------------------------------------------
+# Each shard thread calls BLAS (sgemm through np.dot). If BLAS also starts its own threads,
+# 2 shards x 2 BLAS threads fight over 2 cores: measured 30x slower on the `medium` workload.
+# While sharded training runs, BLAS is held to one thread, and put back afterwards. Nested and
+# concurrent fits share one hold: the first in sets it, the last out restores it.
+
+_blas_lock = threading.Lock()
+_blas_depth = 0
+_blas_saved = []
+_blas_controllers = None
+
+
+def _controllers():
+    global _blas_controllers
+    if _blas_controllers is None:
+        import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba's np.dot calls)
+        from threadpoolctl import ThreadpoolController
+        _blas_controllers = ThreadpoolController().select(user_api="blas").lib_controllers
+    return _blas_controllers
+
+
+@contextlib.contextmanager
+def single_threaded_blas(active=True):
+    """Hold every loaded BLAS to one thread inside the block (when ``active``)."""
+    global _blas_depth, _blas_saved
+    if not active:
+        yield
+        return
+    with _blas_lock:
+        if _blas_depth == 0:
+            _blas_saved = [(c, c.get_num_threads()) for c in _controllers()]
+            for c, _ in _blas_saved:
+                c.set_num_threads(1)
+        _blas_depth += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_depth -= 1
+            if _blas_depth == 0:
+                for c, n in _blas_saved:
+                    c.set_num_threads(n)

@@ -1,0 +1,103 @@
+"""Threads: results independent of the thread count, cached parallel kernels under different
+thread counts, and several models training and predicting at once from Python threads."""
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import fastbp
+from fastbp import _threads
+
+SCRIPT = """
+import hashlib, numpy as np, numba, fastbp
+rng = np.random.default_rng(0)
+X = rng.standard_normal((600, 8)).astype(np.float32)
+y = (X[:, :3].sum(axis=1) > 0).astype(int) + (X[:, 3] > 0.5)
+model = fastbp.Sequential([fastbp.Dense(32, activation="relu"), fastbp.Dense(16, activation="tanh"),
+                           fastbp.Dense(3, activation="softmax")], seed=1)
+model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+model.fit(X, y, epochs=3, batch_size=64)
+print(numba.get_num_threads(), hashlib.sha256(model.params.tobytes()).hexdigest())
+"""
+
+
+def run_with_threads(n):
+    env = dict(os.environ, NUMBA_NUM_THREADS=str(n))
+    result = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    threads, digest = result.stdout.split()
+    assert int(threads) == n
+    return digest
+
+
+@pytest.mark.skipif(_threads.cores() < 2, reason="one core: nothing to compare")
+def test_bit_identical_across_thread_counts_and_cache_loads():
+    """The first process may compile and cache the parallel kernels with 2 threads; the next
+    ones load that cache with 1 and 2 threads. Same weights, bit for bit, every time."""
+    digests = {run_with_threads(2), run_with_threads(1), run_with_threads(2)}
+    assert len(digests) == 1
+
+
+def test_threading_layer_is_thread_safe():
+    if _threads.LAYER is None:
+        pytest.skip("no OpenMP or TBB here: fastbp trains serially")
+    import numba
+    X = np.random.default_rng(0).standard_normal((256, 4)).astype(np.float32)
+    model = fastbp.Sequential([fastbp.Dense(8, activation="relu"), fastbp.Dense(1)], seed=0)
+    model.compile(loss="mse")
+    model.fit(X, X[:, 0], batch_size=64)
+    if _threads.parallel(_threads.n_shards(64)):
+        assert numba.threading_layer() in _threads.SAFE_LAYERS
+
+
+def test_blas_is_restored_after_fitting():
+    controllers = _threads._controllers()
+    before = [c.get_num_threads() for c in controllers]
+    with _threads.single_threaded_blas():
+        with _threads.single_threaded_blas():
+            assert all(c.get_num_threads() == 1 for c in controllers)
+        assert all(c.get_num_threads() == 1 for c in controllers)
+    assert [c.get_num_threads() for c in controllers] == before
+
+
+def test_models_train_and_predict_concurrently_in_threads():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((2000, 10)).astype(np.float32)
+    y = (X[:, 0] * X[:, 1] > 0).astype(int)
+
+    def make(seed):
+        model = fastbp.Sequential([fastbp.Dense(32, activation="relu"),
+                                   fastbp.Dense(2, activation="softmax")], seed=seed)
+        model.compile(optimizer="adam", loss="categorical_crossentropy")
+        return model
+
+    sequential = []
+    for seed in range(4):
+        model = make(seed)
+        model.fit(X, y, epochs=3, batch_size=32)
+        sequential.append(model.params.copy())
+
+    models = [make(seed) for seed in range(4)]
+    errors = []
+
+    def work(model):
+        try:
+            model.fit(X, y, epochs=3, batch_size=32)
+            for _ in range(20):
+                model.predict(X[:100])
+        except Exception as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(m,)) for m in models]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for model, expected in zip(models, sequential):
+        np.testing.assert_array_equal(model.params, expected)

@@ -9,11 +9,11 @@ Every epoch runs inside one Numba-compiled call; ``fastbp.reference`` holds the 
 algorithm in plain NumPy.
 """
 
-from . import callbacks, initializers, losses, optimizers
+from . import callbacks, initializers, losses, optimizers, schedules
 from ._validation import NonFiniteLossError, NotFittedError
 from .callbacks import History
 from .io import ModelFileError, load_model
-from .layers import Dense
+from .layers import Activation, BatchNormalization, Dense, Dropout
 from .model import Sequential
 
 __version__ = "0.1.0"
@@ -32,6 +32,7 @@ def warmup():
 
 
 __all__ = [
-    "Dense", "History", "ModelFileError", "NonFiniteLossError", "NotFittedError", "Sequential",
-    "callbacks", "initializers", "load", "load_model", "losses", "optimizers", "warmup",
+    "Activation", "BatchNormalization", "Dense", "Dropout", "History", "ModelFileError", "NonFiniteLossError", "NotFittedError", "Sequential",
+    "callbacks", "initializers", "load", "load_model", "losses", "optimizers", "schedules",
+    "warmup",
 ]

@@ -170,3 +170,37 @@ def as_targets(y, name="y"):
     if array.dtype.kind == "f":
         check_finite(array, name)
     return array
+
+
+def as_labels(y, name="y"):
+    """Class labels as a 1-D array of numbers or strings, non-empty and finite."""
+    if y is None:
+        raise TypeError(f"{name} must be an array-like of targets; received None")
+    try:
+        array = np.asarray(y)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{name} must be a rectangular array-like; could not convert it: "
+                         f"{err}") from None
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be 1-D class labels; received shape {array.shape}")
+    if array.shape[0] == 0:
+        raise ValueError(f"{name} must contain at least one sample; received an array of shape "
+                         f"{array.shape}")
+    if array.dtype.kind == "O":
+        if not all(isinstance(v, (str, bytes, int, float, np.number, np.str_)) for v in array):
+            bad = next(v for v in array if not isinstance(v, (str, bytes, int, float, np.number)))
+            raise TypeError(f"{name} must contain only numbers (or string class labels); "
+                            f"received an element of type {type(bad).__name__}")
+        kinds = {type(v) for v in array}
+        if any(issubclass(k, (str, np.str_)) for k in kinds):
+            array = array.astype(str)
+        else:
+            array = array.astype(np.float64)
+    if array.dtype.kind not in "biufUS":
+        raise TypeError(f"{name} must contain only numbers (or string class labels); "
+                        f"received an array of dtype {array.dtype}")
+    if array.dtype.kind == "f":
+        check_finite(array, name)
+    return array

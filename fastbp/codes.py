@@ -29,6 +29,64 @@ ACTIVATION_ALIASES = {"identity": "linear", "logistic": "sigmoid", None: "linear
 #: default value of the activation's parameter (negative slope, ELU alpha); 0 where unused.
 ACTIVATION_DEFAULT_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
 
+# --- operations of the compiled network ------------------------------------------------------
+# The network reaches the kernels as a table ``ops`` (int64, one row per operation) and a
+# table ``opf`` (float64, same rows). Layers of the Python API map onto these operations.
+OP_DENSE = 0        # a = f(x W + b)
+OP_BATCHNORM = 1    # a = f(gamma * (x - mean) / sqrt(var + eps) + beta)
+OP_DROPOUT = 2      # a = x * mask / (1 - rate) while training, a = x otherwise
+
+# columns of ``ops``
+OC_KIND = 0         # OP_* code
+OC_IN = 1           # input width
+OC_OUT = 2          # output width
+OC_PARAM = 3        # offset of the op's parameters in the flat vector (W then b; gamma then beta)
+OC_ACT = 4          # activation code (dense, batch norm)
+OC_AUX = 5          # offset of the running mean, then variance, in ``aux`` (batch norm)
+OC_BUF = 6          # offset of the op's output block (and delta block) in the work buffers
+OC_XHAT = 7         # batch norm: offset of the normalised input block, then 1/std and mean rows
+OC_ALIVE = 8        # diagnostics: offset of the op's units in a diagnostics row (-1: none)
+N_OC = 9
+
+# columns of ``opf``
+OF_ALPHA = 0        # activation parameter
+OF_RATE = 1         # dropout rate
+OF_MOMENTUM = 2     # batch norm: weight of the old running statistics
+OF_EPS = 3          # batch norm: variance epsilon
+N_OF = 4
+
+# Rows of ``runs`` (float64): stretches of the parameter vector sharing one L1/L2 penalty.
+RUN_START = 0
+RUN_STOP = 1
+RUN_L1 = 2
+RUN_L2 = 3
+N_RUN = 4
+# Rows of ``seg``: the runs cut to one parameter chunk, penalty scaled for the batch.
+SEG_START = 0
+SEG_STOP = 1
+SEG_C1 = 2
+SEG_C2 = 3
+SEG_RUN = 4
+N_SEG = 5
+# A diagnostics row starts with two sums per run: squared gradient and squared update.
+DG_PER_RUN = 2
+
+# --- learning-rate schedules -------------------------------------------------------------------
+SCHED_CONSTANT = 0      # lr
+SCHED_STEP = 1          # lr * a ** floor(x / b)
+SCHED_EXPONENTIAL = 2   # lr * a ** (x / b)
+SCHED_LINEAR = 3        # lr + (a - lr) * min(x, b) / b
+SCHED_INVSCALING = 4    # lr / (x + 1) ** a
+SCHED_COSINE = 5        # lr * (a + (1 - a) * (1 + cos(pi * min(x, b) / b)) / 2)
+# slots of the float64 ``sched`` array; x counts steps (or epochs) from 0
+SC_CODE = 0
+SC_PER_STEP = 1     # 1: evaluated at every step inside the epoch; 0: once per epoch
+SC_LR = 2
+SC_A = 3
+SC_B = 4
+SC_FACTOR = 5       # multiplier set by ReduceLROnPlateau (1 otherwise)
+N_SC = 6
+
 # --- losses ----------------------------------------------------------------------------
 SQUARED_ERROR = 0
 HUBER = 1
@@ -94,13 +152,16 @@ ST_WEIGHT = 2        # sum of sample weights seen
 ST_CORRECT = 3       # weighted count of correct predictions (accuracy)
 ST_ABS_ERR = 4       # weighted sum of mean absolute error per row
 ST_SQ_ERR = 5        # weighted sum of mean squared error per row
-N_STATS = 6
+ST_BIN_CORRECT = 6   # weighted sum of the fraction of outputs right at threshold 0.5
+ST_LOG_LOSS = 7      # weighted sum of the log loss of the probabilities
+N_STATS = 8          # then three sums per output j at N_STATS + 3 j: w y, w y^2, w (y - a)^2
+ST_PER_OUTPUT = 3
 
 # How ``accuracy`` is counted from the output layer.
 ACC_SKIP = -1        # no metric sums at all (training loss only)
 ACC_NONE = 0         # error sums only, no accuracy
-ACC_ARGMAX = 1       # argmax of the outputs equals the label
-ACC_THRESHOLD = 2    # each output > 0.5 equals its 0/1 target (binary accuracy)
+ACC_ARGMAX = 1       # argmax of the outputs equals the label; log loss of softmax rows
+ACC_THRESHOLD = 2    # each output > 0.5 equals its 0/1 target; binary log loss
 
 # --- status returned by compiled loops --------------------------------------------------
 OK = -1              # any value >= 0 is the index of the batch whose loss was not finite

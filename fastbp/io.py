@@ -5,7 +5,11 @@ A file holds plain arrays only, readable with ``numpy.load(path, allow_pickle=Fa
 * ``meta``: a JSON document (as a 0-d unicode array) with the format name and version, the
   architecture, the input width, the compile settings and the optimizer's step count;
 * ``params``: the flat float32 parameter vector (bit-exact);
+* ``aux``: batch-normalisation running statistics (float32);
 * ``optimizer_state``: the optimizer's state vectors (empty before the first fit).
+
+The metadata also keeps the class labels, the dropout seed and the random generator's state,
+so that a loaded model continues training exactly as the saved one would have.
 """
 
 import json
@@ -31,6 +35,11 @@ def save_model(model, path):
         "n_features": model.n_features,
         "compile": None,
         "optimizer_iterations": 0,
+        "optimizer_epochs": 0,
+        "lr_factor": 1.0,
+        "classes": None if model.classes_ is None else np.asarray(model.classes_).tolist(),
+        "dropout_seed": model._dropout_seed,
+        "rng_state": model._rng.bit_generator.state,
     }
     state = np.zeros((0, 0), np.float32)
     if model.loss is not None:
@@ -40,11 +49,15 @@ def save_model(model, path):
             "metrics": list(model.metrics),
             "backend": model.backend,
         }
+        meta["lr_factor"] = model.optimizer.lr_factor
         if model.optimizer.state is not None:
             state = model.optimizer.state
             meta["optimizer_iterations"] = int(model.optimizer.iterations)
+            meta["optimizer_epochs"] = int(model.optimizer.epochs)
     params = model.params if model.params is not None else np.zeros(0, np.float32)
-    np.savez(path, meta=np.array(json.dumps(meta)), params=params, optimizer_state=state)
+    aux = model.aux if model.aux is not None else np.zeros(0, np.float32)
+    np.savez(path, meta=np.array(json.dumps(meta)), params=params, aux=aux,
+             optimizer_state=state)
 
 
 def _damaged(path, why):
@@ -56,10 +69,11 @@ def _read_entries(handle, path):
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise _damaged(path, "it holds a single array, not a fastbp archive")
     with archive:
-        missing = {"meta", "params", "optimizer_state"} - set(archive.files)
+        missing = {"meta", "params", "aux", "optimizer_state"} - set(archive.files)
         if missing:
             raise _damaged(path, f"missing entries {sorted(missing)}")
-        return str(archive["meta"]), archive["params"], archive["optimizer_state"]
+        return (str(archive["meta"]), archive["params"], archive["aux"],
+                archive["optimizer_state"])
 
 
 def load_model(path):
@@ -77,9 +91,9 @@ def load_model(path):
     try:
         if isinstance(path, (str, os.PathLike)):
             with open(path, "rb") as handle:  # closed even when numpy fails half-way
-                meta_text, params, state = _read_entries(handle, path)
+                meta_text, params, aux, state = _read_entries(handle, path)
         else:
-            meta_text, params, state = _read_entries(path, path)
+            meta_text, params, aux, state = _read_entries(path, path)
     except (ModelFileError, FileNotFoundError):
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as err:
@@ -108,6 +122,11 @@ def load_model(path):
                                      f"found an array of shape {params.shape} and dtype "
                                      f"{params.dtype}")
             model.params[:] = params
+            if aux.dtype != np.float32 or aux.shape != model.aux.shape:
+                raise _damaged(path, f"expected {model.aux.shape[0]} float32 running "
+                                     f"statistics, found shape {aux.shape}")
+            model.aux[:] = aux
+            model._dropout_seed = int(meta["dropout_seed"])
             if state.size:
                 opt = model.optimizer
                 if opt is None or state.shape != (opt.n_slots, model.params.shape[0]):
@@ -115,6 +134,12 @@ def load_model(path):
                                          f"the model")
                 opt.state = state.astype(np.float32)
                 opt.iterations = int(meta["optimizer_iterations"])
+                opt.epochs = int(meta["optimizer_epochs"])
+        if model.optimizer is not None:
+            model.optimizer.lr_factor = float(meta["lr_factor"])
+        if meta["classes"] is not None:
+            model.classes_ = np.asarray(meta["classes"])
+        model._rng.bit_generator.state = meta["rng_state"]
     except ModelFileError:
         raise
     except (KeyError, TypeError, ValueError) as err:

@@ -2,14 +2,56 @@
 
 A layer checks and stores its settings (``__init__``), makes its weights once the input width
 is known (``initialize``), and saves itself (``get_config``). Its weights are views into the
-model's flat parameter vector; the computation is in ``fastbp.kernels.dense``.
+model's flat parameter vector; ``fastbp.layout`` turns the layer list into the operation table
+that the compiled kernels run.
 """
+
+import numpy as np
 
 from . import codes, initializers
 from ._validation import check_float, check_int, describe, lookup
 
 
-class Dense:
+def _check_name(name):
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be a string; received {describe(name)}")
+    return name
+
+
+def _activation(activation, alpha):
+    """(name, code, alpha) of an activation, with its parameter checked."""
+    name, code = lookup(codes.ACTIVATIONS, codes.ACTIVATION_ALIASES, activation, "activation")
+    default = codes.ACTIVATION_DEFAULT_ALPHA.get(name, 0.0)
+    if alpha is None:
+        return name, code, default
+    if name not in codes.ACTIVATION_DEFAULT_ALPHA:
+        raise ValueError(f"alpha applies only to the activations "
+                         f"{sorted(codes.ACTIVATION_DEFAULT_ALPHA)}; received alpha={alpha!r} "
+                         f"with activation={name!r}")
+    if name == "leaky_relu":
+        return name, code, check_float(alpha, "alpha", low=0.0)
+    return name, code, check_float(alpha, "alpha", low=0.0, low_open=True)
+
+
+class Layer:
+    """Base class: a name, no weights."""
+
+    n_weights = 0  # arrays exchanged by get_weights / set_weights
+
+    def __init__(self, name=None):
+        self.name = _check_name(name)
+
+    def get_config(self):
+        return {"class_name": type(self).__name__, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config.pop("class_name", None)
+        return cls(**config)
+
+
+class Dense(Layer):
     """Fully connected layer: ``a = activation(x @ W + b)``.
 
     Parameters
@@ -28,63 +70,142 @@ class Dense:
     name : str, optional
     """
 
+    n_weights = 2
+
     def __init__(self, units, activation=None, alpha=None, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", l1=0.0, l2=0.0, name=None):
+        super().__init__(name)
         self.units = check_int(units, "units", low=1)
-        self.activation, self.activation_code = lookup(
-            codes.ACTIVATIONS, codes.ACTIVATION_ALIASES, activation, "activation")
-        default = codes.ACTIVATION_DEFAULT_ALPHA.get(self.activation, 0.0)
-        if alpha is None:
-            self.alpha = default
-        elif self.activation not in codes.ACTIVATION_DEFAULT_ALPHA:
-            raise ValueError(f"alpha applies only to the activations "
-                             f"{sorted(codes.ACTIVATION_DEFAULT_ALPHA)}; received alpha={alpha!r} "
-                             f"with activation={self.activation!r}")
-        elif self.activation == "leaky_relu":
-            self.alpha = check_float(alpha, "alpha", low=0.0)
-        else:
-            self.alpha = check_float(alpha, "alpha", low=0.0, low_open=True)
+        self.activation, self.activation_code, self.alpha = _activation(activation, alpha)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
         self.l1 = check_float(l1, "l1", low=0.0)
         self.l2 = check_float(l2, "l2", low=0.0)
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"name must be a string; received {describe(name)}")
-        self.name = name
-        self.input_dim = None
 
-    def initialize(self, input_dim, W, b, rng):
-        """Fill the views ``W`` (input_dim, units) and ``b`` (units,) with initial values."""
-        self.input_dim = input_dim
-        W[...] = self.kernel_initializer((input_dim, self.units), input_dim, self.units, rng)
-        b[...] = self.bias_initializer((self.units,), input_dim, self.units, rng)
+    def output_width(self, input_width):
+        return self.units
+
+    def n_params(self, input_width):
+        return (input_width + 1) * self.units
+
+    def initialize(self, input_width, params, aux, rng):
+        """Fill W (input_width, units) then b (units,) at the start of ``params``."""
+        n_w = input_width * self.units
+        params[:n_w] = self.kernel_initializer((input_width, self.units), input_width,
+                                               self.units, rng).ravel()
+        params[n_w:] = self.bias_initializer((self.units,), input_width, self.units, rng)
+
+    def weights(self, input_width, params, aux):
+        n_w = input_width * self.units
+        return [params[:n_w].reshape(input_width, self.units), params[n_w:]]
 
     def get_config(self):
-        return {
-            "class_name": "Dense",
-            "units": self.units,
-            "activation": self.activation,
-            "alpha": self.alpha,
-            "kernel_initializer": self.kernel_initializer.get_config(),
-            "bias_initializer": self.bias_initializer.get_config(),
-            "l1": self.l1,
-            "l2": self.l2,
-            "name": self.name,
-        }
+        return {**super().get_config(), "units": self.units, "activation": self.activation,
+                "alpha": self.alpha, "kernel_initializer": self.kernel_initializer.get_config(),
+                "bias_initializer": self.bias_initializer.get_config(), "l1": self.l1,
+                "l2": self.l2}
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        config.pop("class_name", None)
         if config.get("activation") not in codes.ACTIVATION_DEFAULT_ALPHA:
             config.pop("alpha", None)
-        return cls(**config)
+        return super().from_config(config)
 
     def __repr__(self):
         return f"Dense({self.units}, activation={self.activation!r})"
 
 
-LAYERS = {"Dense": Dense}
+class Activation(Layer):
+    """Applies an activation to the previous layer's output.
+
+    It folds into the ``Dense`` or ``BatchNormalization`` layer before it, which must have no
+    activation of its own: ``Dense(64), BatchNormalization(), Activation("relu")`` normalises
+    before the non-linearity.
+    """
+
+    def __init__(self, activation, alpha=None, name=None):
+        super().__init__(name)
+        self.activation, self.activation_code, self.alpha = _activation(activation, alpha)
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation, "alpha": self.alpha}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.get("activation") not in codes.ACTIVATION_DEFAULT_ALPHA:
+            config.pop("alpha", None)
+        return super().from_config(config)
+
+    def __repr__(self):
+        return f"Activation({self.activation!r})"
+
+
+class Dropout(Layer):
+    """Inverted dropout: while training, each unit of the previous layer's output is zeroed with
+    probability ``rate`` and the rest are divided by ``1 - rate``; at inference it does nothing.
+
+    Masks are drawn inside the compiled loop from the model's seed (same seed, same masks).
+    """
+
+    def __init__(self, rate, name=None):
+        super().__init__(name)
+        self.rate = check_float(rate, "rate", low=0.0, high=1.0, high_open=True)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate}
+
+    def __repr__(self):
+        return f"Dropout({self.rate})"
+
+
+class BatchNormalization(Layer):
+    """Normalises each feature of the previous layer's output, then scales and shifts it.
+
+    While training: ``gamma * (x - mean) / sqrt(var + epsilon) + beta`` with the batch's mean
+    and (biased) variance; the running mean and variance move towards them,
+    ``running = momentum * running + (1 - momentum) * batch``. At inference the running
+    statistics are used. ``gamma`` (ones) and ``beta`` (zeros) are trained by the optimizer.
+    Defaults as in Keras.
+    """
+
+    n_weights = 4
+
+    def __init__(self, momentum=0.99, epsilon=1e-3, name=None):
+        super().__init__(name)
+        self.momentum = check_float(momentum, "momentum", low=0.0, high=1.0)
+        self.epsilon = check_float(epsilon, "epsilon", low=0.0, low_open=True)
+        self.activation, self.activation_code, self.alpha = "linear", codes.LINEAR, 0.0
+
+    def output_width(self, input_width):
+        return input_width
+
+    def n_params(self, input_width):
+        return 2 * input_width
+
+    def initialize(self, input_width, params, aux, rng):
+        params[:input_width] = 1.0
+        params[input_width:] = 0.0
+        aux[:input_width] = 0.0
+        aux[input_width:] = 1.0
+
+    def weights(self, input_width, params, aux):
+        """gamma, beta, moving mean, moving variance (Keras' order)."""
+        return [params[:input_width], params[input_width:], aux[:input_width],
+                aux[input_width:]]
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}
+
+    def __repr__(self):
+        return "BatchNormalization()"
+
+
+LAYERS = {cls.__name__: cls for cls in (Dense, Activation, Dropout, BatchNormalization)}
+#: Keras-style default names
+DEFAULT_NAMES = {"Dense": "dense", "Activation": "activation", "Dropout": "dropout",
+                 "BatchNormalization": "batch_normalization"}
 
 
 def from_config(config):

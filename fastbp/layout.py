@@ -1,84 +1,176 @@
-"""The flat parameter layout and the work buffers of a network.
+"""From a list of layers to what the kernels read: the operation tables, the flat parameter
+vector's layout, the penalty runs, and the work buffers.
 
-All parameters live in one float32 vector: for each layer l, W_l (s_l x s_{l+1}, row-major)
-then b_l (s_{l+1}). The gradient and every optimizer state vector share this layout. The
-kernels see the network only through the small arrays built here.
+Each ``Dense`` becomes a dense op, each ``BatchNormalization`` a batch-norm op, each
+``Dropout`` a dropout op; an ``Activation`` folds into the op before it. All parameters live in
+one float32 vector, op by op (W then b; gamma then beta); batch-norm running statistics live
+in a second vector, ``aux``. The gradient and every optimizer state vector share the
+parameter vector's layout.
 """
 
 import numpy as np
 
+from . import codes
+from .layers import Activation, BatchNormalization, Dense, Dropout
+
 
 class Layout:
-    """Integer arrays describing a stack of dense layers.
+    """The compiled form of a layer list for inputs of width ``n_features``.
 
     Attributes
     ----------
-    sizes : int64 (L + 1,)      widths, features first
-    w_off, b_off : int64 (L,)   offsets of W_l and b_l in the parameter vector
-    act : int64 (L,)            activation codes
-    alpha : float64 (L,)        activation parameters
-    l1, l2 : float64 (L,)       penalty coefficients
-    n_params : int
+    ops : int64 (K, N_OC)       operation table without buffer offsets (see ``tables``)
+    opf : float64 (K, N_OF)     activation parameter, dropout rate, batch-norm settings
+    runs : float64 (R, N_RUN)   stretches of the parameter vector and their L1/L2 penalty
+    n_params, n_aux : int       lengths of the parameter and running-statistics vectors
+    layer_op : list             op index of each layer (None for a folded Activation)
+    layer_param, layer_aux : list   offsets of each layer's parameters / statistics
+    layer_width : list          input width of each layer
+    layer_run : list            index in ``runs`` of each dense layer's W (None otherwise)
+    diag_size : int             length of one diagnostics row
     """
 
     def __init__(self, n_features, layers):
-        self.sizes = np.array([n_features] + [layer.units for layer in layers], np.int64)
-        n_layers = len(layers)
-        self.w_off = np.zeros(n_layers, np.int64)
-        self.b_off = np.zeros(n_layers, np.int64)
-        offset = 0
-        for l in range(n_layers):
-            self.w_off[l] = offset
-            offset += self.sizes[l] * self.sizes[l + 1]
-            self.b_off[l] = offset
-            offset += self.sizes[l + 1]
-        self.n_params = int(offset)
-        self.act = np.array([layer.activation_code for layer in layers], np.int64)
-        self.alpha = np.array([layer.alpha for layer in layers], np.float64)
-        self.l1 = np.array([layer.l1 for layer in layers], np.float64)
-        self.l2 = np.array([layer.l2 for layer in layers], np.float64)
+        _check_order(layers)
+        ops, opf, runs = [], [], []
+        self.layer_op, self.layer_param, self.layer_aux, self.layer_width = [], [], [], []
+        self.layer_run = []  # for dense layers, the index of their weight matrix's run
+        width, p, aux = n_features, 0, 0
+        for layer in layers:
+            if isinstance(layer, Activation):
+                ops[-1][codes.OC_ACT] = layer.activation_code
+                opf[-1][codes.OF_ALPHA] = layer.alpha
+                self.layer_op.append(None)
+                self.layer_param.append(p)
+                self.layer_aux.append(aux)
+                self.layer_width.append(width)
+                self.layer_run.append(None)
+                continue
+            row = [0] * codes.N_OC
+            frow = [0.0] * codes.N_OF
+            row[codes.OC_IN] = width
+            row[codes.OC_PARAM] = p
+            row[codes.OC_AUX] = aux
+            row[codes.OC_ALIVE] = -1
+            self.layer_op.append(len(ops))
+            self.layer_param.append(p)
+            self.layer_aux.append(aux)
+            self.layer_width.append(width)
+            self.layer_run.append(len(runs) if isinstance(layer, Dense) else None)
+            if isinstance(layer, Dense):
+                row[codes.OC_KIND] = codes.OP_DENSE
+                out = layer.units
+                runs.append((p, p + width * out, layer.l1, layer.l2))
+                runs.append((p + width * out, p + (width + 1) * out, 0.0, 0.0))
+                p += (width + 1) * out
+            elif isinstance(layer, BatchNormalization):
+                row[codes.OC_KIND] = codes.OP_BATCHNORM
+                out = width
+                frow[codes.OF_MOMENTUM] = layer.momentum
+                frow[codes.OF_EPS] = layer.epsilon
+                runs.append((p, p + 2 * out, 0.0, 0.0))
+                p += 2 * out
+                aux += 2 * out
+            else:
+                row[codes.OC_KIND] = codes.OP_DROPOUT
+                out = width
+                frow[codes.OF_RATE] = layer.rate
+            if not isinstance(layer, Dropout):
+                row[codes.OC_ACT] = layer.activation_code
+                frow[codes.OF_ALPHA] = layer.alpha
+            row[codes.OC_OUT] = out
+            ops.append(row)
+            opf.append(frow)
+            width = out
+        self.ops = np.array(ops, np.int64)
+        self.opf = np.array(opf, np.float64)
+        self.runs = np.array(runs, np.float64).reshape(-1, codes.N_RUN)
+        self.n_params, self.n_aux = int(p), int(aux)
+        self.n_features = int(n_features)
+        # diagnostics row: two sums per run, then one flag per unit of each dense ReLU op
+        offset = codes.DG_PER_RUN * len(self.runs)
+        for row in self.ops:
+            if row[codes.OC_KIND] == codes.OP_DENSE and row[codes.OC_ACT] == codes.RELU:
+                row[codes.OC_ALIVE] = offset
+                offset += row[codes.OC_OUT]
+        self.diag_size = int(offset)
 
     @property
-    def n_layers(self):
-        return len(self.w_off)
+    def n_ops(self):
+        return len(self.ops)
 
     @property
     def n_outputs(self):
-        return int(self.sizes[-1])
+        return int(self.ops[-1, codes.OC_OUT])
 
-    def weights(self, params):
-        """Views ``[(W_1, b_1), ...]`` into ``params``."""
-        views = []
-        for l in range(self.n_layers):
-            n_in, n_out = int(self.sizes[l]), int(self.sizes[l + 1])
-            W = params[self.w_off[l]:self.w_off[l] + n_in * n_out].reshape(n_in, n_out)
-            b = params[self.b_off[l]:self.b_off[l] + n_out]
-            views.append((W, b))
-        return views
+    @property
+    def output_activation(self):
+        return int(self.ops[-1, codes.OC_ACT])
+
+    @property
+    def has_batchnorm(self):
+        return bool((self.ops[:, codes.OC_KIND] == codes.OP_BATCHNORM).any())
+
+    @property
+    def widest(self):
+        return int(max(self.n_features, self.ops[:, codes.OC_OUT].max()))
+
+    def tables(self, rows):
+        """``(ops, size)``: the op table with buffer offsets for blocks of ``rows`` rows, and
+        the length of one work buffer. Op k's output block is at ``OC_BUF``; a batch-norm op
+        also keeps 1/std, the mean, then the normalised input at ``OC_XHAT``."""
+        ops = self.ops.copy()
+        offset = 0
+        for row in ops:
+            row[codes.OC_BUF] = offset
+            offset += rows * row[codes.OC_OUT]
+            if row[codes.OC_KIND] == codes.OP_BATCHNORM:
+                row[codes.OC_XHAT] = offset
+                offset += (rows + 2) * row[codes.OC_OUT]
+        return ops, int(offset)
 
     def buffers(self, rows):
-        """``(act_off, acts, deltas)`` for batches of up to ``rows`` rows.
+        """``(ops, acts, deltas)`` for inference or evaluation in chunks of ``rows`` rows."""
+        ops, size = self.tables(rows)
+        return ops, np.zeros(size, np.float32), np.zeros(size, np.float32)
 
-        Layer l's block starts at ``act_off[l]`` in ``acts`` (outputs) and ``deltas`` (dL/dz).
-        """
-        widths = self.sizes[1:]
-        act_off = np.concatenate(([0], np.cumsum(rows * widths)[:-1])).astype(np.int64)
-        total = int(rows * widths.sum())
-        return act_off, np.zeros(total, np.float32), np.zeros(total, np.float32)
-
-    def shard_buffers(self, batch_size, shards):
+    def shard_buffers(self, batch_size, shards, diagnostics=False):
         """Work buffers of a training loop that cuts each batch into ``shards`` row shards.
 
-        Returns ``(act_off, xb, acts, deltas, grads, seg, scratch)``: xb (S, rows, s0);
-        acts, deltas (S, A); grads (S, P); seg (S, 2 L, 4); scratch (2, S); with
-        ``rows = ceil(batch_size / S)``.
+        Returns a dict: ``ops`` (with buffer offsets for ``rows = ceil(batch_size / S)``),
+        ``xb`` (S, rows, s0), ``acts`` and ``deltas`` (S, A), ``grads`` (S, P),
+        ``seg`` (S, R, N_SEG), ``scratch`` (2, S), ``diag`` (S, D or 0), ``prev`` (P or 0,).
         """
         rows = -(-batch_size // shards)
-        act_off, acts, deltas = self.buffers(rows)
-        return (act_off,
-                np.zeros((shards, rows, int(self.sizes[0])), np.float32),
-                np.zeros((shards, acts.size), np.float32),
-                np.zeros((shards, deltas.size), np.float32),
-                np.zeros((shards, self.n_params), np.float32),
-                np.zeros((shards, 2 * self.n_layers, 4)),
-                np.zeros((2, shards)))
+        ops, size = self.tables(rows)
+        return {
+            "ops": ops,
+            "xb": np.zeros((shards, rows, self.n_features), np.float32),
+            "acts": np.zeros((shards, size), np.float32),
+            "deltas": np.zeros((shards, size), np.float32),
+            "grads": np.zeros((shards, self.n_params), np.float32),
+            "seg": np.zeros((shards, len(self.runs), codes.N_SEG)),
+            "scratch": np.zeros((2, shards)),
+            "diag": np.zeros((shards, self.diag_size if diagnostics else 0)),
+            "prev": np.zeros(self.n_params if diagnostics else 0, np.float32),
+        }
+
+
+def _check_order(layers):
+    """Reject layer sequences that have no meaning, with the reason."""
+    if not any(isinstance(layer, Dense) for layer in layers):
+        raise ValueError("the model needs at least one Dense layer")
+    for i, layer in enumerate(layers):
+        if isinstance(layer, Activation):
+            before = layers[i - 1] if i > 0 else None
+            if not isinstance(before, (Dense, BatchNormalization)):
+                raise ValueError(f"layer {i} (Activation) must follow a Dense or "
+                                 f"BatchNormalization layer; received it after "
+                                 f"{type(before).__name__ if before else 'nothing'}")
+            if before.activation != "linear":
+                raise ValueError(f"layer {i} (Activation) follows a layer that already has "
+                                 f"activation {before.activation!r}; give that layer "
+                                 f"activation=None (linear) instead")
+    if isinstance(layers[-1], Dropout):
+        raise ValueError("the last layer must be Dense, BatchNormalization or Activation; "
+                         "received Dropout (dropout on the outputs has no use)")

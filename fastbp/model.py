@@ -1,21 +1,16 @@
 """The Keras-like Model API: ``Sequential``, ``compile``, ``fit``, ``evaluate``, ``predict``.
 
-Python runs only between epochs; each epoch is one call into the backend
-(``fastbp.engine``), which holds the whole mini-batch loop.
+Python runs only between epochs (``fastbp.trainer``); each epoch is one call into the
+backend (``fastbp.engine``), which holds the whole mini-batch loop.
 """
-
-import time
 
 import numpy as np
 
-from . import _threads, codes, engine, io, losses, optimizers
+from . import callbacks as callbacks_module
+from . import codes, data, engine, io, labels, losses, optimizers, trainer
 from . import metrics as metric_table
-from ._validation import (
-    NonFiniteLossError, NotFittedError, check_int, check_lengths, check_matrix,
-    check_sample_weight, describe,
-)
-from .callbacks import History
-from .layers import Dense
+from ._validation import NotFittedError, check_float, check_int, describe
+from .layers import DEFAULT_NAMES, Dense, Layer
 from .layout import Layout
 
 #: rows of the work buffers used by predict/evaluate: about 1 Mi floats per buffer
@@ -23,14 +18,16 @@ _CHUNK_FLOATS = 2 ** 20
 
 
 class Sequential:
-    """A stack of dense layers trained by backpropagation.
+    """A stack of layers trained by backpropagation.
 
     Parameters
     ----------
-    layers : list of Dense, optional
+    layers : list of layers, optional
+        ``Dense``, ``Activation``, ``Dropout``, ``BatchNormalization``.
     seed : int, optional
-        Seeds the model's own ``numpy.random.Generator``, which draws the initial weights and
-        the shuffling order of every epoch. Same seed, same data: same weights after training.
+        Seeds the model's own ``numpy.random.Generator``, which draws the initial weights, the
+        dropout masks and the shuffling order of every epoch. Same seed, same data: same
+        weights after training, bit for bit.
     name : str, optional
 
     Examples
@@ -49,27 +46,40 @@ class Sequential:
         self.name = name
         self.layers = []
         self._rng = np.random.default_rng(seed)
+        self._dropout_seed = None
         self.layout = None
         self.params = None
+        self.aux = None
         self.loss = None
         self.optimizer = None
         self.metrics = []
         self.backend = "numba"
         self.history = None
+        self.classes_ = None
+        self.stop_training = False
         if layers is not None:
-            if isinstance(layers, Dense) or not hasattr(layers, "__iter__"):
+            if isinstance(layers, Layer) or not hasattr(layers, "__iter__"):
                 raise TypeError(f"layers must be a list of layers; received {describe(layers)}")
             for layer in layers:
                 self.add(layer)
 
     # -- building ----------------------------------------------------------------------------
     def add(self, layer):
-        """Append a layer (before the model is built)."""
-        if not isinstance(layer, Dense):
+        """Append a layer (before the model is built); unnamed layers get Keras-style names."""
+        if not isinstance(layer, Layer):
             raise TypeError(f"layers must be fastbp layers such as fastbp.Dense; received "
                             f"{describe(layer)}")
         if self.built:
             raise ValueError("cannot add a layer to a model that is already built")
+        if layer.name is None:
+            base = DEFAULT_NAMES[type(layer).__name__]
+            taken = {other.name for other in self.layers}
+            index = 0
+            name = base
+            while name in taken:
+                index += 1
+                name = f"{base}_{index}"
+            layer.name = name
         self.layers.append(layer)
 
     @property
@@ -79,7 +89,13 @@ class Sequential:
     @property
     def n_features(self):
         """Input width, known once the model is built (at the first fit)."""
-        return None if self.layout is None else int(self.layout.sizes[0])
+        return None if self.layout is None else self.layout.n_features
+
+    def _output_units(self):
+        dense = [layer for layer in self.layers if isinstance(layer, Dense)]
+        if not dense:
+            raise ValueError("the model needs at least one Dense layer")
+        return dense[-1].units
 
     def build(self, n_features):
         """Make the weights for inputs of width ``n_features`` (done by the first ``fit``)."""
@@ -93,9 +109,15 @@ class Sequential:
             return
         layout = Layout(n_features, self.layers)
         params = np.zeros(layout.n_params, np.float32)
-        for layer, n_in, (W, b) in zip(self.layers, layout.sizes[:-1], layout.weights(params)):
-            layer.initialize(int(n_in), W, b, self._rng)
-        self.layout, self.params = layout, params
+        aux = np.zeros(layout.n_aux, np.float32)
+        for layer, i, p, a, width in zip(self.layers, layout.layer_op, layout.layer_param,
+                                         layout.layer_aux, layout.layer_width):
+            if layer.n_weights:
+                n_p = layer.n_params(width)
+                n_a = 2 * width if layer.n_weights == 4 else 0
+                layer.initialize(width, params[p:p + n_p], aux[a:a + n_a], self._rng)
+        self._dropout_seed = int(self._rng.integers(2 ** 62))
+        self.layout, self.params, self.aux = layout, params, aux
 
     def compile(self, optimizer="adam", loss=None, metrics=None, backend="numba"):
         """Choose the optimizer, the loss, the metrics, and the backend that trains.
@@ -103,47 +125,67 @@ class Sequential:
         Parameters
         ----------
         optimizer : str or Optimizer
-            ``"sgd"``, ``"adam"``, ``"adamw"``, ``"rmsprop"``, ``"adagrad"`` or an instance.
+            ``"sgd"``, ``"adam"``, ``"adamw"``, ``"rmsprop"``, ``"adagrad"`` or an instance
+            (whose ``learning_rate`` may be a ``fastbp.schedules`` schedule).
         loss : str or Loss
             ``"mse"``/``"squared_error"``, ``"huber"``, ``"binary_crossentropy"``,
             ``"categorical_crossentropy"`` (or ``"sparse_categorical_crossentropy"``).
         metrics : list of str, optional
-            ``"accuracy"``, ``"mse"``, ``"mae"``.
+            ``"accuracy"``, ``"binary_accuracy"``, ``"mse"``, ``"mae"``, ``"r2"``,
+            ``"log_loss"``.
         backend : str
             ``"numba"`` (compiled, default) or ``"numpy"`` (the reference implementation).
         """
         if loss is None:
             raise ValueError("compile needs a loss, e.g. loss='mse' or "
                              "loss='categorical_crossentropy'; received loss=None")
-        self.optimizer = optimizers.get(optimizer)
-        self.loss = losses.get(loss)
-        self.metrics = metric_table.get(metrics)
-        self.backend = engine.check_backend(backend)
+        optimizer = optimizers.get(optimizer)
+        loss = losses.get(loss)
+        metrics = metric_table.get(metrics)
+        backend = engine.check_backend(backend)
+        if "log_loss" in metrics:
+            out = [layer for layer in self.layers if hasattr(layer, "activation")]
+            if out and out[-1].activation not in ("softmax", "sigmoid"):
+                raise ValueError(f"metric 'log_loss' needs probabilities: a softmax or sigmoid "
+                                 f"output layer; this model's output activation is "
+                                 f"{out[-1].activation!r}")
+        self.optimizer, self.loss, self.metrics, self.backend = optimizer, loss, metrics, backend
         return self
 
     # -- training -----------------------------------------------------------------------------
-    def fit(self, X, y, epochs=1, batch_size=32, validation_data=None, shuffle=True, verbose=0,
-            sample_weight=None):
+    def fit(self, X, y, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
+            shuffle=True, verbose=0, sample_weight=None, class_weight=None, callbacks=None,
+            diagnostics=False):
         """Train the model.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-            Class indices or one-hot rows (categorical cross-entropy), 0/1 (binary
-            cross-entropy), real values (squared error, Huber).
+            Class labels of any kind or one-hot rows (categorical cross-entropy), 0/1 or two
+            labels (binary cross-entropy), real values (squared error, Huber).
         epochs : int
         batch_size : int
             Rows per mini-batch, 1 (pure SGD) to n_samples (full batch); the last, smaller
             batch of an epoch is trained on.
         validation_data : tuple (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
             Evaluated after every epoch; reported as ``val_loss`` and ``val_<metric>``.
+        validation_split : float in [0, 1)
+            Hold out this fraction of the rows for validation instead (stratified by class
+            for classification, drawn from the model's seed).
         shuffle : bool
             Visit the rows in a new random order every epoch (from the model's seed).
         verbose : int
-            0 silent, 1 one line per epoch.
+            0 silent, 1 one line per epoch, 2 one progress bar across epochs.
         sample_weight : array-like of shape (n_samples,), optional
             Per-sample weights in the loss, the gradients and the metrics.
+        class_weight : dict {label: weight} or "balanced", optional
+            Multiplies each sample's weight by its class's; "balanced" gives class c the
+            weight ``n_samples / (n_classes * n_samples_in_c)``.
+        callbacks : list of fastbp.callbacks.Callback, optional
+        diagnostics : bool
+            Record per layer and epoch the gradient norm, weight norm, update-to-weight ratio
+            and (ReLU layers) the fraction of dead units, as ``"<layer>/grad_norm"`` etc.
 
         Returns
         -------
@@ -152,138 +194,122 @@ class Sequential:
         self._require_compiled("fit")
         epochs = check_int(epochs, "epochs", low=1)
         batch_size = check_int(batch_size, "batch_size", low=1)
-        verbose = check_int(verbose, "verbose", low=0, high=1)
-        if not isinstance(shuffle, (bool, np.bool_)):
-            raise TypeError(f"shuffle must be True or False; received {describe(shuffle)}")
-        data = self._prepare(X, y, sample_weight, "X", "y", "sample_weight")
+        verbose = check_int(verbose, "verbose", low=0, high=2)
+        validation_split = check_float(validation_split, "validation_split", low=0.0, high=1.0,
+                                       high_open=True)
+        for flag, name in ((shuffle, "shuffle"), (diagnostics, "diagnostics")):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise TypeError(f"{name} must be True or False; received {describe(flag)}")
+        callbacks = list(callbacks or [])
+        for cb in callbacks:
+            if not isinstance(cb, callbacks_module.Callback):
+                raise TypeError(f"callbacks must be fastbp.callbacks.Callback instances; "
+                                f"received {describe(cb)}")
+        if validation_split and validation_data is not None:
+            raise ValueError("give validation_data or validation_split, not both")
+        prepared, classes, class_index = data.prepare(self, X, y, sample_weight, class_weight)
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
                 raise ValueError("validation_data must be a tuple (X_val, y_val) or "
                                  "(X_val, y_val, sample_weight_val); received "
                                  f"{describe(validation_data)}")
-            val = self._prepare(*validation_data[:2],
-                                validation_data[2] if len(validation_data) == 3 else None,
-                                "validation_data[0]", "validation_data[1]", "validation_data[2]",
-                                n_features=data[0].shape[1])
-        self.build(data[0].shape[1])
-        history = History({"epochs": epochs, "batch_size": batch_size, "samples": len(data[0]),
-                           "steps": -(-len(data[0]) // batch_size)})
+            saved_classes, self.classes_ = self.classes_, classes
+            try:
+                val, _, _ = data.prepare(
+                    self, validation_data[0], validation_data[1],
+                    validation_data[2] if len(validation_data) == 3 else None, None,
+                    ("validation_data[0]", "validation_data[1]", "validation_data[2]"),
+                    n_features=prepared[0].shape[1])
+            finally:
+                self.classes_ = saved_classes
+        elif validation_split:
+            n = len(prepared[0])
+            train_rows, val_rows = data.split_rows(n, validation_split, self._rng, class_index)
+            if len(val_rows) == 0 or len(train_rows) == 0:
+                raise ValueError(f"validation_split={validation_split} leaves "
+                                 f"{len(train_rows)} training and {len(val_rows)} validation "
+                                 f"rows out of {n}; both must be at least 1")
+            val = data.take(prepared, val_rows)
+            prepared = data.take(prepared, train_rows)
+            if prepared[3].shape[0] and prepared[3].sum() <= 0:
+                raise ValueError("the training rows left by validation_split all have weight 0")
+        # everything is checked: from here on the model changes
+        self.build(prepared[0].shape[1])
+        self.classes_ = classes
+        history = callbacks_module.History(
+            {"epochs": epochs, "batch_size": batch_size, "samples": len(prepared[0]),
+             "steps": -(-len(prepared[0]) // batch_size)})
         self.history = history
-        self._train(data, val, epochs, batch_size, bool(shuffle), verbose, history)
+        shown = []
+        if verbose == 1:
+            shown = [callbacks_module.EpochLines(epochs)]
+        elif verbose == 2:
+            shown = [callbacks_module.ProgressBar(epochs)]
+        everything = [history] + callbacks + shown
+        for cb in everything:
+            cb.set_model(self)
+        trainer.train(self, prepared, val, epochs, batch_size, bool(shuffle), everything,
+                      bool(diagnostics))
         return history
-
-    def _prepare(self, X, y, sample_weight, x_name, y_name, w_name, n_features=None):
-        """Checked kernel-ready arrays (X, Y, labels, sw) for this model."""
-        X = check_matrix(X, x_name, n_features if n_features is not None else self.n_features)
-        if y is None:
-            raise TypeError(f"{y_name} must be an array-like of targets; received None")
-        check_lengths(X, y if hasattr(y, "__len__") else np.asarray(y), (x_name, y_name))
-        Y, labels = self.loss.targets(y, self.layers[-1].units, y_name)
-        sw = check_sample_weight(sample_weight, len(X), w_name)
-        sparse = labels.shape[0] > 0
-        for name in self.metrics:
-            if metric_table.METRICS[name][1] and sparse:
-                raise ValueError(f"metric {name!r} needs dense targets; received class labels. "
-                                 f"Pass one-hot rows or drop the metric.")
-        return X, Y, labels, sw
 
     def _acc_kind(self, train=True):
         if train and not self.metrics:
             return codes.ACC_SKIP
-        if "accuracy" not in self.metrics:
+        if not {"accuracy", "log_loss"} & set(self.metrics):
             return codes.ACC_NONE
-        out = self.layers[-1]
-        if out.activation == "softmax" or self.loss.code == codes.CATEGORICAL_CROSSENTROPY:
+        out = self.layout.output_activation if self.layout is not None else None
+        if out == codes.SOFTMAX:
             return codes.ACC_ARGMAX
-        if out.activation == "sigmoid" or self.loss.code == codes.BINARY_CROSSENTROPY:
+        if out == codes.SIGMOID:
             return codes.ACC_THRESHOLD
-        return codes.ACC_ARGMAX if out.units > 1 else codes.ACC_THRESHOLD
+        if self.loss.code == codes.CATEGORICAL_CROSSENTROPY:
+            return codes.ACC_ARGMAX
+        if self.loss.code == codes.BINARY_CROSSENTROPY:
+            return codes.ACC_THRESHOLD
+        return codes.ACC_ARGMAX if self._output_units() > 1 else codes.ACC_THRESHOLD
 
-    def _train(self, data, val, epochs, batch_size, shuffle, verbose, history):
-        X, Y, labels, sw = data
-        backend = engine.get(self.backend)
-        lay = self.layout
-        opt = self.optimizer
-        state = opt.ensure_state(lay.n_params)
-        hyper = opt.hyper()
-        loss_param = self.loss.loss_param(lay.n_outputs)
-        n = len(X)
-        batch_size = min(batch_size, n)
-        shards = _threads.n_shards(batch_size)
-        parallel = backend.name == "numba" and _threads.parallel(shards)
-        act_off, xb, acts, deltas, grads, seg, scratch = lay.shard_buffers(batch_size, shards)
-        acc_kind = self._acc_kind()
-        for epoch in range(epochs):
-            start = time.perf_counter()
-            order = self._rng.permutation(n) if shuffle else np.arange(n, dtype=np.int64)
-            stats = np.zeros((shards, codes.N_STATS))
-            saved = (self.params.copy(), state.copy(), opt.iterations)
-            with _threads.single_threaded_blas(parallel):
-                status, t = backend.train_epoch(
-                    X, Y, labels, sw, order, batch_size, lay.sizes, lay.w_off, lay.b_off,
-                    lay.act, lay.alpha, lay.l1, lay.l2, self.loss.code, loss_param, acc_kind,
-                    opt.code, hyper, state, opt.iterations, self.params, grads, xb, acts,
-                    deltas, act_off, seg, scratch, stats, parallel)
-            stats = stats.sum(axis=0)  # shard order: fixed
-            if status != codes.OK or not np.isfinite(self.params).all():
-                self.params[:], state[:], opt.iterations = saved
-                where = f"batch {status + 1} of " if status != codes.OK else "the end of "
-                raise NonFiniteLossError(
-                    f"the training loss became non-finite at {where}epoch {epoch + 1}/{epochs}; "
-                    f"the model keeps the weights it had at the start of that epoch (the last "
-                    f"finite ones). Try a smaller learning rate, gradient clipping "
-                    f"(global_clipnorm=1.0) or standardised inputs.")
-            opt.iterations = int(t)
-            logs = {"loss": stats[codes.ST_LOSS] / stats[codes.ST_ROWS]}
-            for name in self.metrics:
-                logs[name] = metric_table.METRICS[name][0](stats)
-            if val is not None:
-                for key, value in self._evaluate_arrays(*val).items():
-                    logs["val_" + key] = value
-            logs = {key: float(value) for key, value in logs.items()}
-            history.record(epoch, logs)
-            if verbose:
-                seconds = time.perf_counter() - start
-                shown = " - ".join(f"{key}: {value:.4f}" for key, value in logs.items())
-                print(f"Epoch {epoch + 1}/{epochs} - {shown} - {seconds:.3f}s", flush=True)
+    def _snapshot_weights(self):
+        return self.params.copy(), self.aux.copy()
+
+    def _restore_weights(self, snapshot):
+        self.params[:], self.aux[:] = snapshot
 
     # -- inference -----------------------------------------------------------------------------
     def _chunk(self, n, batch_size):
         if batch_size is not None:
             return min(n, check_int(batch_size, "batch_size", low=1))
-        return min(n, max(256, _CHUNK_FLOATS // int(self.layout.sizes[1:].sum())))
+        widths = int(self.layout.ops[:, codes.OC_OUT].sum())
+        return min(n, max(256, _CHUNK_FLOATS // widths))
 
-    def _evaluate_arrays(self, X, Y, labels, sw, batch_size=None):
+    def _evaluate_arrays(self, X, Y, label_index, sw, batch_size=None):
         backend = engine.get(self.backend)
         lay = self.layout
         chunk = self._chunk(len(X), batch_size)
-        act_off, acts, deltas = lay.buffers(chunk)
-        stats = np.zeros(codes.N_STATS)
+        ops, acts, deltas = lay.buffers(chunk)
+        stats = np.zeros(codes.N_STATS + codes.ST_PER_OUTPUT * lay.n_outputs)
         loss_param = self.loss.loss_param(lay.n_outputs)
-        backend.evaluate(X, Y, labels, sw, lay.sizes, lay.w_off, lay.b_off, lay.act, lay.alpha,
-                         self.loss.code, loss_param, self._acc_kind(train=False), self.params,
-                         acts, deltas, act_off, chunk, stats)
+        backend.evaluate(X, Y, label_index, sw, ops, lay.opf, self.loss.code, loss_param,
+                         self._acc_kind(train=False), self.params, self.aux, acts, deltas, chunk,
+                         stats)
         value = stats[codes.ST_LOSS] / stats[codes.ST_ROWS]
-        if lay.l1.any() or lay.l2.any():
+        if lay.runs[:, codes.RUN_L1].any() or lay.runs[:, codes.RUN_L2].any():
             scale = (1.0 / stats[codes.ST_ROWS]
                      if loss_param[codes.LP_PENALTY_PER_SAMPLE] else 1.0)
-            value += backend.penalty(self.params, np.zeros_like(self.params), lay.sizes,
-                                     lay.w_off, lay.l1, lay.l2, scale)
-        logs = {"loss": value}
-        for name in self.metrics:
-            logs[name] = metric_table.METRICS[name][0](stats)
+            value += backend.penalty(self.params, np.zeros_like(self.params), lay.runs, scale)
+        logs = {"loss": float(value)}
+        logs.update(metric_table.compute(self.metrics, stats))
         return logs
 
     def evaluate(self, X, y, batch_size=None, sample_weight=None, return_dict=False):
-        """Loss (penalty included) and metrics on the given data.
+        """Loss (penalty included) and metrics on the given data, in inference mode.
 
         Returns the loss alone when no metrics were compiled, else ``[loss, *metrics]``; a
         dict ``{"loss": ..., metric: ...}`` with ``return_dict=True``.
         """
         self._require_fitted("evaluate")
-        data = self._prepare(X, y, sample_weight, "X", "y", "sample_weight")
-        logs = {k: float(v) for k, v in self._evaluate_arrays(*data, batch_size).items()}
+        prepared, _, _ = data.prepare(self, X, y, sample_weight)
+        logs = self._evaluate_arrays(*prepared, batch_size)
         if return_dict:
             return logs
         return logs["loss"] if len(logs) == 1 else list(logs.values())
@@ -294,14 +320,14 @@ class Sequential:
         ``batch_size`` only sets how many rows are processed per pass (memory vs. speed).
         """
         self._require_fitted("predict")
+        from ._validation import check_matrix
         X = check_matrix(X, "X", self.n_features)
         backend = engine.get(self.backend)
         lay = self.layout
         chunk = self._chunk(len(X), batch_size)
-        act_off, acts, _ = lay.buffers(chunk)
+        ops, acts, _ = lay.buffers(chunk)
         out = np.empty((len(X), lay.n_outputs), np.float32)
-        backend.predict(X, lay.sizes, lay.w_off, lay.b_off, lay.act, lay.alpha, self.params,
-                        acts, act_off, chunk, out)
+        backend.predict(X, ops, lay.opf, self.params, self.aux, acts, chunk, out)
         return out
 
     def predict_proba(self, X, batch_size=None):
@@ -310,28 +336,56 @@ class Sequential:
         For several sigmoid outputs (multilabel), the probability of each label.
         """
         self._require_fitted("predict_proba")
-        out = self.layers[-1]
-        if out.activation not in ("softmax", "sigmoid"):
+        act = self.layout.output_activation
+        if act not in (codes.SOFTMAX, codes.SIGMOID):
+            name = next(k for k, v in codes.ACTIVATIONS.items() if v == act)
             raise ValueError(f"predict_proba needs a softmax or sigmoid output layer; this "
-                             f"model's output activation is {out.activation!r}")
+                             f"model's output activation is {name!r}")
         p = self.predict(X, batch_size)
-        if out.activation == "sigmoid" and out.units == 1:
+        if act == codes.SIGMOID and self.layout.n_outputs == 1:
             return np.hstack([1.0 - p, p])
         return p
 
+    def predict_classes(self, X, batch_size=None):
+        """Predicted class labels, in the labels the model was trained with.
+
+        Several outputs: the class of the largest output; one sigmoid output: the second
+        class when p > 0.5. (Multilabel models: a 0/1 matrix.)
+        """
+        self._require_fitted("predict_classes")
+        out = self.predict(X, batch_size)
+        classes = self.classes_ if self.classes_ is not None else np.arange(max(2, out.shape[1]))
+        if out.shape[1] == 1:
+            return labels.decode((out[:, 0] > 0.5).astype(np.int64), classes)
+        if self.layout.output_activation == codes.SIGMOID and self.loss is not None \
+                and self.loss.code == codes.BINARY_CROSSENTROPY:
+            return (out > 0.5).astype(np.int64)
+        return labels.decode(out.argmax(axis=1), classes)
+
     # -- weights, saving ------------------------------------------------------------------------
+    def _weight_views(self):
+        lay = self.layout
+        views = []
+        for layer, p, a, width in zip(self.layers, lay.layer_param, lay.layer_aux,
+                                      lay.layer_width):
+            if layer.n_weights:
+                views += layer.weights(width, self.params[p:p + layer.n_params(width)],
+                                       self.aux[a:a + 2 * width])
+        return views
+
     def get_weights(self):
-        """``[W_1, b_1, W_2, b_2, ...]`` as copies (W_l of shape (n_in, n_out))."""
+        """Copies of every layer's arrays in order: Dense ``W (n_in, n_out), b``;
+        BatchNormalization ``gamma, beta, moving_mean, moving_variance``."""
         self._require_built("get_weights")
-        return [array.copy() for pair in self.layout.weights(self.params) for array in pair]
+        return [array.copy() for array in self._weight_views()]
 
     def set_weights(self, weights):
         """Replace every weight from a list shaped like ``get_weights()``."""
         self._require_built("set_weights")
-        views = [array for pair in self.layout.weights(self.params) for array in pair]
+        views = self._weight_views()
         if not isinstance(weights, (list, tuple)) or len(weights) != len(views):
             raise ValueError(f"set_weights expects a list of {len(views)} arrays "
-                             f"[W_1, b_1, ...]; received {describe(weights)}")
+                             f"(as get_weights returns); received {describe(weights)}")
         checked = []
         for i, (new, view) in enumerate(zip(weights, views)):
             new = np.asarray(new)
@@ -362,13 +416,18 @@ class Sequential:
         """Print a table of layers, output widths and parameter counts."""
         lines = [f'Model: "{self.name or "sequential"}"',
                  f"{'Layer':<28}{'Output':<14}{'Activation':<14}{'Params':>10}"]
-        total = 0
-        for i, layer in enumerate(self.layers):
-            n_in = None if self.layout is None else int(self.layout.sizes[i])
-            count = "?" if n_in is None else (n_in + 1) * layer.units
-            total = None if n_in is None or total is None else total + count
-            lines.append(f"{(layer.name or f'dense_{i}'):<28}{'(None, %d)' % layer.units:<14}"
-                         f"{layer.activation:<14}{count:>10}")
+        total = 0 if self.layout is not None else None
+        width = self.n_features
+        for layer in self.layers:
+            count = "?"
+            if width is not None:
+                count = layer.n_params(width) if layer.n_weights else 0
+                total += count
+                width = layer.output_width(width) if hasattr(layer, "output_width") else width
+            units = getattr(layer, "units", width)
+            activation = getattr(layer, "activation", "")
+            lines.append(f"{layer.name:<28}{'(None, %s)' % (units if units else '?'):<14}"
+                         f"{activation:<14}{count:>10}")
         lines.append(f"Total params: {total if total is not None else '? (not built)'}")
         print_fn("\n".join(lines))
 

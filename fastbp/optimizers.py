@@ -10,7 +10,7 @@ larger) and ``clipvalue`` (clip each component), as in Keras.
 
 import numpy as np
 
-from . import codes
+from . import codes, schedules
 from ._validation import check_float, describe, lookup
 
 
@@ -21,20 +21,46 @@ class Optimizer:
     code = None
 
     def __init__(self, learning_rate, global_clipnorm=None, clipvalue=None):
-        self.learning_rate = check_float(learning_rate, "learning_rate", low=0.0, low_open=True)
+        self.learning_rate = learning_rate
         self.global_clipnorm = (None if global_clipnorm is None else
                                 check_float(global_clipnorm, "global_clipnorm", low=0.0,
                                             low_open=True))
         self.clipvalue = (None if clipvalue is None else
                           check_float(clipvalue, "clipvalue", low=0.0, low_open=True))
         self.iterations = 0
+        self.epochs = 0          # epochs trained: the clock of per-epoch schedules
+        self.lr_factor = 1.0     # set by ReduceLROnPlateau
         self.state = None
+
+    @property
+    def learning_rate(self):
+        """A number, or a ``fastbp.schedules.Schedule``."""
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self._schedule = schedules.get(value)
+        plain = not isinstance(value, (schedules.Schedule, dict))
+        self._learning_rate = self._schedule.initial_learning_rate if plain else self._schedule
+
+    @property
+    def schedule(self):
+        return self._schedule
+
+    def sched(self):
+        """float64 array of shape (N_SC,): the schedule as the kernels read it."""
+        return self._schedule.sched(self.lr_factor)
+
+    def current_lr(self):
+        """The rate of the next step (per-step schedules) or of the next epoch."""
+        clock = self.iterations if self._schedule.unit == "step" else self.epochs
+        return self._schedule(clock) * self.lr_factor
 
     # -- what the kernels read -------------------------------------------------------------
     def hyper(self):
-        """float64 array of shape (N_HYPER,)."""
+        """float64 array of shape (N_HYPER,), the learning rate that of the next step."""
         h = np.zeros(codes.N_HYPER)
-        h[codes.HP_LR] = self.learning_rate
+        h[codes.HP_LR] = self.current_lr()
         h[codes.HP_CLIPNORM] = self.global_clipnorm or 0.0
         h[codes.HP_CLIPVALUE] = self.clipvalue or 0.0
         self._fill(h)
@@ -61,10 +87,14 @@ class Optimizer:
         """Forget the state and the step count."""
         self.state = None
         self.iterations = 0
+        self.epochs = 0
+        self.lr_factor = 1.0
 
     # -- configuration -------------------------------------------------------------------
     def get_config(self):
-        config = {"name": self.name, "learning_rate": self.learning_rate}
+        lr = self._learning_rate
+        config = {"name": self.name,
+                  "learning_rate": lr.get_config() if isinstance(lr, schedules.Schedule) else lr}
         if self.global_clipnorm is not None:
             config["global_clipnorm"] = self.global_clipnorm
         if self.clipvalue is not None:

@@ -1,4 +1,4 @@
-"""Shared helpers: small networks described by the same arrays the kernels read.
+"""Shared helpers: small networks described by the same tables the kernels read.
 
 Naming: results of the NumPy reference are ``ref_*``, results of the compiled kernels ``comp_*``.
 """
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fastbp import codes
-from fastbp.layers import Dense
+from fastbp.layers import BatchNormalization, Dense, Dropout
 from fastbp.layout import Layout
 
 ACTIVATION_NAMES = sorted(codes.ACTIVATIONS)
@@ -15,35 +15,50 @@ LOSS_NAMES = sorted(codes.LOSSES)
 
 
 class Net:
-    """A network's arrays, parameters and buffers, in a chosen float dtype."""
+    """A network's tables, parameters and buffers, in a chosen float dtype.
 
-    def __init__(self, sizes, activations, rng, dtype=np.float32, rows=16, l1=0.0, l2=0.0,
+    ``spec`` is a list of layers, or of (units, activation) pairs for plain dense stacks.
+    """
+
+    def __init__(self, n_features, spec, rng, dtype=np.float32, rows=16, l1=0.0, l2=0.0,
                  alpha=None):
-        layers = [Dense(units, activation=a, alpha=alpha if a in ("leaky_relu", "elu") else None,
-                        l1=l1, l2=l2)
-                  for units, a in zip(sizes[1:], activations)]
-        self.layout = lay = Layout(sizes[0], layers)
+        layers = []
+        for item in spec:
+            if isinstance(item, tuple):
+                units, act = item
+                item = Dense(units, activation=act,
+                             alpha=alpha if act in ("leaky_relu", "elu") else None, l1=l1, l2=l2)
+            layers.append(item)
+        self.layout = lay = Layout(n_features, layers)
         self.params = (rng.standard_normal(lay.n_params) * 0.5).astype(dtype)
+        for row in lay.ops:  # batch norm: gamma around 1
+            if row[codes.OC_KIND] == codes.OP_BATCHNORM:
+                p, n = row[codes.OC_PARAM], row[codes.OC_OUT]
+                self.params[p:p + n] = (1 + 0.3 * rng.standard_normal(n)).astype(dtype)
+        self.aux = np.concatenate([np.concatenate([rng.standard_normal(n) * 0.1,
+                                                   rng.uniform(0.5, 2.0, n)])
+                                   for n in lay.ops[lay.ops[:, codes.OC_KIND] ==
+                                                    codes.OP_BATCHNORM, codes.OC_OUT]]
+                                  or [np.zeros(0)]).astype(dtype)
         self.dtype = dtype
         self.rows = rows
-        self.act_off, acts, deltas = lay.buffers(rows)
+        self.ops, acts, deltas = lay.buffers(rows)
+        self.opf, self.runs = lay.opf, lay.runs
         self.acts = acts.astype(dtype)
         self.deltas = deltas.astype(dtype)
         self.grads = np.zeros(lay.n_params, dtype)
-
-    def arrays(self):
-        lay = self.layout
-        return lay.sizes, lay.w_off, lay.b_off, lay.act, lay.alpha
 
     def astype(self, dtype):
         other = object.__new__(Net)
         other.__dict__.update(self.__dict__)
         other.dtype = dtype
-        other.params = self.params.astype(dtype)
-        other.acts = self.acts.astype(dtype)
-        other.deltas = self.deltas.astype(dtype)
-        other.grads = self.grads.astype(dtype)
+        for name in ("params", "aux", "acts", "deltas", "grads"):
+            setattr(other, name, getattr(self, name).astype(dtype))
         return other
+
+
+def dense_spec(sizes, activations):
+    return list(zip(sizes, activations))
 
 
 def targets_for(loss, act, m, k, rng, dtype=np.float32, sparse=False):
@@ -66,6 +81,13 @@ def loss_param(loss, k, norm_by_weight=0.0, per_sample_penalty=0.0):
     return p
 
 
+def stats_row(k):
+    return np.zeros(codes.N_STATS + codes.ST_PER_OUTPUT * k)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+__all__ = ["BatchNormalization", "Dropout"]

@@ -61,11 +61,13 @@ def test_fit_rejects_bad_X(model, data, X, error, message):
 
 BAD_Y = [
     (np.arange(39) % 3, ValueError, r"same number of samples; received 40 and 39"),
-    (np.full(40, 3), ValueError, r"out of range: expected integers in \[0, 3\).*\[3, 3\]"),
-    (np.full(40, -1), ValueError, r"out of range"),
-    (np.full(40, 0.5), ValueError, r"integer class labels.*0.5"),
+    (np.full(40, 3), ValueError, r"out of range: expected labels among the model's classes "
+                                 r"\[0, 1, 2\]; received \[3\]"),
+    (np.full(40, -1), ValueError, r"out of range.*received \[-1\]"),
+    (np.full(40, 0.5), ValueError, r"out of range.*received \[0.5\]"),
     (np.full(40, np.nan), ValueError, r"y must contain only finite numbers"),
-    (np.array(["cat"] * 40), TypeError, r"y must contain only numbers"),
+    (np.array(["cat"] * 40), ValueError, r"out of range.*received \['cat'\]"),
+    (np.array([{"a": 1}] * 40), TypeError, r"y must contain only numbers"),
     (np.zeros((40, 4)), ValueError, r"one-hot rows of shape \(n_samples, 3\); received shape "
                                     r"\(40, 4\)"),
     (np.zeros((40, 3, 1)), ValueError, r"1-D or 2-D"),
@@ -91,8 +93,13 @@ def test_regression_and_binary_targets_are_checked(rng):
         reg.fit(X, np.zeros((10, 3)))
     binary = fastbp.Sequential([fastbp.Dense(1, activation="sigmoid")])
     binary.compile(loss="binary_crossentropy")
-    with pytest.raises(ValueError, match=r"0/1 labels.*\[0.0, 2.0\]"):
+    with pytest.raises(ValueError, match=r"3 distinct classes, but the output layer has room "
+                                         r"for 2.*\[0, 1, 2\]"):
         binary.fit(X, np.arange(10) % 3)
+    multilabel = fastbp.Sequential([fastbp.Dense(2, activation="sigmoid")])
+    multilabel.compile(loss="binary_crossentropy")
+    with pytest.raises(ValueError, match=r"0/1 labels.*\[0.0, 2.0\]"):
+        multilabel.fit(X, np.stack([np.arange(10) % 3] * 2, axis=1))
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
@@ -100,7 +107,7 @@ def test_regression_and_binary_targets_are_checked(rng):
     ({"epochs": 2.5}, TypeError, r"epochs must be an integer; received 2.5"),
     ({"batch_size": 0}, ValueError, r"batch_size must be an integer >= 1; received batch_size=0"),
     ({"batch_size": "64"}, TypeError, r"batch_size must be an integer"),
-    ({"verbose": 5}, ValueError, r"verbose must be an integer in \[0, 1\]"),
+    ({"verbose": 5}, ValueError, r"verbose must be an integer in \[0, 2\]"),
     ({"shuffle": "yes"}, TypeError, r"shuffle must be True or False"),
     ({"validation_data": ([1, 2],)}, ValueError, r"validation_data must be a tuple"),
     ({"sample_weight": np.ones(3)}, ValueError, r"one weight per sample \(40\).*\(3,\)"),

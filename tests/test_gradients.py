@@ -9,17 +9,19 @@ compiled gradient against central differences too, at float32 precision.
 import numpy as np
 import pytest
 
-from conftest import ACTIVATION_NAMES, LOSS_NAMES, Net, loss_param, targets_for
+from conftest import ACTIVATION_NAMES, LOSS_NAMES, Net, dense_spec, loss_param, targets_for
+from fastbp.layers import BatchNormalization, Dense, Dropout
 from fastbp import codes
 from fastbp.kernels import train as k_train
 from fastbp.reference import train as r_train
 
 
 def objective(net, x, Y, labels, rows, sw, loss, p, module=r_train):
-    lay = net.layout
-    return module.batch_objective(x, Y, labels, rows, sw, lay.sizes, lay.w_off, lay.b_off,
-                                  lay.act, lay.alpha, lay.l1, lay.l2, codes.LOSSES[loss], p,
-                                  net.params, net.grads, net.acts, net.deltas, net.act_off)
+    """Training-mode objective; the aux (running statistics) is reset so that every call
+    sees the same state (batch norm's output does not depend on it while training)."""
+    return module.batch_objective(x, Y, labels, rows, sw, net.ops, net.opf, net.runs,
+                                  codes.LOSSES[loss], p, net.params, net.aux.copy(), net.grads,
+                                  net.acts, net.deltas, 7, 3)
 
 
 def central_differences(net, f, h):
@@ -41,7 +43,7 @@ def relative_error(a, b):
 
 def problem(act, loss, rng, weighted, dtype=np.float64):
     m, k = 6, 3
-    net = Net([4, 5, 4, k], [act, act, act], rng, dtype=dtype, rows=m,
+    net = Net(4, dense_spec([5, 4, k], [act, act, act]), rng, dtype=dtype, rows=m,
               alpha=0.3 if act in ("leaky_relu", "elu") else None,
               l1=1e-3 if weighted else 0.0, l2=1e-2 if weighted else 0.0)
     x = rng.standard_normal((m, 4)).astype(dtype)
@@ -105,3 +107,34 @@ def test_compiled_gradient_against_central_differences(act, loss, rng):
 
     numeric = central_differences(net, f, 1e-6)
     assert relative_error(comp_net.grads, numeric) <= 1e-5
+
+
+@pytest.mark.parametrize("spec", ["bn_then_act", "bn_after_act", "dropout", "bn_output"])
+@pytest.mark.parametrize("loss", ["categorical_crossentropy", "squared_error"])
+def test_gradient_check_batchnorm_and_dropout(spec, loss, rng):
+    """Batch norm (training mode) and dropout (a fixed mask for a fixed seed and step) are
+    differentiable functions of the parameters too."""
+    layers = {
+        "bn_then_act": [Dense(5), BatchNormalization(), Dense(3, activation="softmax")],
+        "bn_after_act": [Dense(5, activation="tanh"), BatchNormalization(momentum=0.5),
+                         Dense(3, activation="sigmoid")],
+        "dropout": [Dropout(0.3), Dense(6, activation="elu"), Dropout(0.5),
+                    Dense(3, activation="softmax")],
+        "bn_output": [Dense(5, activation="relu"), Dense(3), BatchNormalization()],
+    }[spec]
+    m = 8
+    net = Net(4, layers, rng, dtype=np.float64, rows=m)
+    x = rng.standard_normal((m, 4))
+    Y, labels = targets_for(loss, "softmax", m, 3, rng, dtype=np.float64)
+    rows = np.arange(m, dtype=np.int64)
+    sw = np.zeros(0)
+    p = loss_param(loss, 3)
+    objective(net, x, Y, labels, rows, sw, loss, p)
+    analytic = net.grads.copy()
+    scratch = net.astype(np.float64)
+
+    def f():
+        scratch.params = net.params
+        return objective(scratch, x, Y, labels, rows, sw, loss, p)
+
+    assert relative_error(analytic, central_differences(net, f, 1e-6)) <= 1e-6

@@ -99,8 +99,8 @@ def test_damaged_and_foreign_files_are_rejected(trained, tmp_path):
 
     foreign = tmp_path / "foreign.npz"
     np.savez(foreign, a=np.ones(3))
-    with pytest.raises(fastbp.ModelFileError, match=r"missing entries \['meta', 'optimizer_state', "
-                                                    r"'params'\]"):
+    with pytest.raises(fastbp.ModelFileError, match=r"missing entries \['aux', 'meta', "
+                                                    r"'optimizer_state', 'params'\]"):
         fastbp.load(foreign)
 
     single = tmp_path / "single.npy"

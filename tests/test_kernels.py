@@ -3,7 +3,16 @@
 import numpy as np
 import pytest
 
-from conftest import ACTIVATION_NAMES, LOSS_NAMES, Net, loss_param, targets_for
+from conftest import (
+    ACTIVATION_NAMES, LOSS_NAMES, Net, dense_spec, loss_param, stats_row, targets_for,
+)
+from fastbp.kernels import batchnorm as k_bn
+from fastbp.kernels import dropout as k_drop
+from fastbp.kernels import schedules as k_sched
+from fastbp.layers import BatchNormalization, Dense, Dropout
+from fastbp.reference import batchnorm as r_bn
+from fastbp.reference import dropout as r_drop
+from fastbp.reference import schedules as r_sched
 from fastbp import codes
 from fastbp.kernels import activations as k_act
 from fastbp.kernels import dense as k_dense
@@ -102,8 +111,8 @@ def test_loss_delta(act_name, loss_name, weighted, rng):
     out = z.copy()
     if not k_loss.is_fused(act, loss):
         k_act.act_forward(z, np.zeros(k, np.float32), act, alpha, out)
-    norm = k_train.batch_norm(rows, sw, p)
-    assert norm == pytest.approx(r_train.batch_norm(rows, sw, p))
+    norm = k_train.loss_norm(rows, sw, p)
+    assert norm == pytest.approx(r_train.loss_norm(rows, sw, p))
     comp_out, comp_delta = out.copy(), np.empty_like(out)
     comp = k_loss.loss_delta(loss, act, alpha, comp_out, Y, labels, rows, sw, p, norm, comp_delta)
     ref_out, ref_delta = f64(out), np.empty(out.shape)
@@ -163,7 +172,7 @@ def test_output_stats(acc_kind, sparse, rng):
     out = rng.uniform(0, 1, (n, k)).astype(np.float32)
     rows = rng.permutation(n).astype(np.int64)
     sw = rng.uniform(0.1, 3, n).astype(np.float32)
-    comp, ref = np.zeros(codes.N_STATS), np.zeros(codes.N_STATS)
+    comp, ref = stats_row(k), stats_row(k)
     k_loss.output_stats(out, Y, labels, rows, sw, acc_kind, comp)
     r_loss.output_stats(f64(out), f64(Y), labels, rows, f64(sw), acc_kind, ref)
     close(comp, ref, rtol=1e-6)
@@ -190,50 +199,44 @@ def test_dense_kernels(name, rng):
     close(comp_gb, ref_gb, atol=1e-5)
 
     comp_din, ref_din = np.empty_like(a_in), np.empty(a_in.shape)
-    # the layer below has width n_in and activation `name`: build its output first
-    below = np.empty_like(a_in)
-    k_act.act_forward(a_in, np.zeros(n_in, np.float32), code, alpha, below)
-    k_dense.dense_backward(delta, W, below, code, alpha, comp_din)
-    r_dense.dense_backward(f64(delta), f64(W), f64(below), code, alpha, ref_din)
+    k_dense.dense_backward(delta, W, comp_din)
+    r_dense.dense_backward(f64(delta), f64(W), ref_din)
     close(comp_din, ref_din, atol=1e-5)
 
 
 def test_penalty(rng):
-    net = Net([4, 6, 3], ["relu", "linear"], rng)
-    lay = net.layout
-    l1, l2 = np.array([0.01, 0.0]), np.array([0.02, 0.05])
-    g = rng.standard_normal(lay.n_params).astype(np.float32)
+    net = Net(4, [Dense(6, activation="relu", l1=0.01, l2=0.02), BatchNormalization(),
+                  Dense(3, l2=0.05)], rng)
+    g = rng.standard_normal(net.layout.n_params).astype(np.float32)
     comp_g, ref_g = g.copy(), f64(g)
-    comp = k_optim.penalty(net.params, comp_g, lay.sizes, lay.w_off, l1, l2, 0.5)
-    ref = r_optim.penalty(f64(net.params), ref_g, lay.sizes, lay.w_off, l1, l2, 0.5)
+    comp = k_optim.penalty(net.params, comp_g, net.runs, 0.5)
+    ref = r_optim.penalty(f64(net.params), ref_g, net.runs, 0.5)
     assert comp == pytest.approx(ref, rel=RTOL)
     close(comp_g, ref_g)
-    # biases are never penalised
-    for l in range(lay.n_layers):
-        b = slice(lay.b_off[l], lay.b_off[l] + lay.sizes[l + 1])
-        np.testing.assert_array_equal(comp_g[b], g[b])
+    for start, stop, l1, l2 in net.runs:  # biases and batch norm are never penalised
+        if l1 == l2 == 0:
+            np.testing.assert_array_equal(comp_g[int(start):int(stop)], g[int(start):int(stop)])
 
 
 def test_sum_shards_and_segments(rng):
-    net = Net([4, 6, 3], ["relu", "linear"], rng)
-    lay = net.layout
-    P = lay.n_params
+    net = Net(4, [Dense(6, activation="relu", l1=0.1, l2=0.3), Dense(3, l1=0.2, l2=0.4)], rng)
+    P = net.layout.n_params
     grads = rng.standard_normal((3, P)).astype(np.float32)
     comp, ref = grads.copy(), f64(grads)
     k_optim.sum_shards(comp, 5, 40)
     r_optim.sum_shards(ref, 5, 40)
     close(comp, ref)
     np.testing.assert_array_equal(comp[0, :5], grads[0, :5])
-    l1, l2 = np.array([0.1, 0.2]), np.array([0.3, 0.4])
     for lo, hi in [(0, P), (3, 30), (24, 31), (P - 1, P)]:
-        comp_seg, ref_seg = np.zeros((4, 4)), np.zeros((4, 4))
-        n = k_optim.segments(lay.sizes, lay.w_off, lay.b_off, l1, l2, 0.5, lo, hi, comp_seg)
-        assert n == r_optim.segments(lay.sizes, lay.w_off, lay.b_off, l1, l2, 0.5, lo, hi, ref_seg)
+        comp_seg, ref_seg = np.zeros((4, codes.N_SEG)), np.zeros((4, codes.N_SEG))
+        n = k_optim.segments(net.runs, 0.5, lo, hi, comp_seg)
+        assert n == r_optim.segments(net.runs, 0.5, lo, hi, ref_seg)
         np.testing.assert_array_equal(comp_seg, ref_seg)
         covered = np.concatenate([np.arange(a, b) for a, b in comp_seg[:n, :2].astype(int)])
         np.testing.assert_array_equal(covered, np.arange(lo, hi))  # contiguous, no gap, no overlap
-    n = k_optim.segments(lay.sizes, lay.w_off, lay.b_off, l1, l2, 0.5, 0, P, comp_seg)
-    np.testing.assert_array_equal(comp_seg[:n, 2], [0.05, 0.0, 0.1, 0.0])  # l1 * scale on W only
+    n = k_optim.segments(net.runs, 0.5, 0, P, comp_seg)
+    np.testing.assert_array_equal(comp_seg[:n, codes.SEG_C1], [0.05, 0.0, 0.1, 0.0])
+    np.testing.assert_array_equal(comp_seg[:n, codes.SEG_RUN], [0, 1, 2, 3])
 
 
 OPTIMIZER_CASES = {
@@ -254,7 +257,7 @@ OPTIMIZER_CASES = {
 @pytest.mark.parametrize("clip", ["none", "norm", "value"])
 @pytest.mark.parametrize("shards", [1, 3])
 def test_optimizer_update(case, clip, shards, rng):
-    """The whole update (shard sum, penalty, clipping, rule) over chunks of the vector."""
+    """The whole update (shard sum, penalty, clipping, rule, diagnostics) over chunks."""
     code, settings = OPTIMIZER_CASES[case]
     hyper = np.zeros(codes.N_HYPER)
     hyper[codes.HP_LR] = 0.05
@@ -264,32 +267,32 @@ def test_optimizer_update(case, clip, shards, rng):
         hyper[codes.HP_CLIPNORM] = 0.3
     elif clip == "value":
         hyper[codes.HP_CLIPVALUE] = 0.2
-    net = Net([5, 7, 3], ["tanh", "linear"], rng, l1=0.01, l2=0.02)
-    lay = net.layout
-    P = lay.n_params
+    net = Net(5, dense_spec([7, 3], ["tanh", "linear"]), rng, l1=0.01, l2=0.02)
+    P, R = net.layout.n_params, len(net.runs)
     params = net.params
     state = np.abs(rng.standard_normal((2, P))).astype(np.float32) * 0.1
-    comp_p, comp_s = params.copy(), state.copy()
-    ref_p, ref_s = f64(params), f64(state)
-    seg = np.zeros((shards, 2 * lay.n_layers, 4))
+    comp_p, comp_s, comp_d = params.copy(), state.copy(), np.zeros((shards, 2 * R))
+    ref_p, ref_s, ref_d = f64(params), f64(state), np.zeros((shards, 2 * R))
+    seg = np.zeros((shards, R, codes.N_SEG))
     for t in range(1, 4):
         g = rng.standard_normal((shards, P)).astype(np.float32)
-        comp_v = k_train.run_update(code, comp_p, g.copy(), comp_s, hyper, t, lay.sizes,
-                                    lay.w_off, lay.b_off, lay.l1, lay.l2, 0.5, seg.copy(),
-                                    np.zeros(shards))
-        ref_v = r_train.run_update(code, ref_p, f64(g), ref_s, hyper, t, lay.sizes, lay.w_off,
-                                   lay.b_off, lay.l1, lay.l2, 0.5, seg.copy(), np.zeros(shards))
+        comp_v = k_train.run_update(code, comp_p, g.copy(), comp_s, hyper, t, net.runs, 0.5,
+                                    seg.copy(), np.zeros(shards), comp_d, np.zeros(P, np.float32))
+        ref_v = r_train.run_update(code, ref_p, f64(g), ref_s, hyper, t, net.runs, 0.5,
+                                   seg.copy(), np.zeros(shards), ref_d, np.zeros(P))
         assert comp_v == pytest.approx(ref_v, rel=RTOL)
     close(comp_p, ref_p, atol=1e-5)
     close(comp_s, ref_s, atol=1e-6)
+    close(comp_d, ref_d, rtol=1e-3)
+    assert comp_d[:, 0::2].sum() > 0 and comp_d[:, 1::2].sum() > 0
     if shards > 1:  # the parallel driver computes the same bits
         par_p, par_s = params.copy(), state.copy()
         ser_p, ser_s = params.copy(), state.copy()
         g = rng.standard_normal((shards, P)).astype(np.float32)
-        k_train.run_update_parallel(code, par_p, g.copy(), par_s, hyper, 1, lay.sizes, lay.w_off,
-                                    lay.b_off, lay.l1, lay.l2, 1.0, seg.copy(), np.zeros(shards))
-        k_train.run_update(code, ser_p, g.copy(), ser_s, hyper, 1, lay.sizes, lay.w_off,
-                           lay.b_off, lay.l1, lay.l2, 1.0, seg.copy(), np.zeros(shards))
+        for p_, s_, f in [(par_p, par_s, k_train.run_update_parallel),
+                          (ser_p, ser_s, k_train.run_update)]:
+            f(code, p_, g.copy(), s_, hyper, 1, net.runs, 1.0, seg.copy(), np.zeros(shards),
+              np.zeros((shards, 0)), np.zeros(0, np.float32))
         np.testing.assert_array_equal(par_p, ser_p)
         np.testing.assert_array_equal(par_s, ser_s)
 
@@ -300,57 +303,138 @@ def test_clip_scale():
     assert r_optim.clip_scale(16.0, 2.0) == pytest.approx(0.5)
 
 
-@pytest.mark.parametrize("hidden", ["relu", "tanh", "elu"])
-@pytest.mark.parametrize("out, loss", [("softmax", "categorical_crossentropy"),
-                                       ("sigmoid", "binary_crossentropy"),
-                                       ("linear", "squared_error"),
-                                       ("tanh", "huber")])
-def test_batch_objective_and_passes(hidden, out, loss, rng):
-    net = Net([5, 8, 6, 3], [hidden, hidden, out], rng, rows=10, l1=1e-3, l2=1e-2)
-    lay = net.layout
+@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+@pytest.mark.parametrize("m", [1, 9])
+def test_batchnorm_kernels(name, m, rng):
+    code, alpha = codes.ACTIVATIONS[name], ALPHA.get(name, 0.0)
+    n = 5
+    x = (rng.standard_normal((m, n)) * 3 + 1).astype(np.float32)
+    gamma = rng.uniform(0.5, 1.5, n).astype(np.float32)
+    beta = rng.standard_normal(n).astype(np.float32)
+    run = [rng.standard_normal(n).astype(np.float32), rng.uniform(0.5, 2, n).astype(np.float32)]
+    comp = [np.empty((m, n), np.float32), np.empty(n, np.float32), np.empty(n, np.float32),
+            run[0].copy(), run[1].copy(), np.empty((m, n), np.float32)]
+    ref = [np.empty((m, n)), np.empty(n), np.empty(n), f64(run[0]), f64(run[1]), np.empty((m, n))]
+    k_bn.batchnorm_train(x, gamma, beta, code, alpha, 0.9, 1e-3, *comp)
+    r_bn.batchnorm_train(f64(x), f64(gamma), f64(beta), code, alpha, 0.9, 1e-3, *ref)
+    for c, r in zip(comp, ref):
+        close(c, r, atol=1e-5)
+    comp_inf, ref_inf = np.empty((m, n), np.float32), np.empty((m, n))
+    k_bn.batchnorm_infer(x, gamma, beta, code, alpha, 1e-3, run[0], run[1], comp_inf)
+    r_bn.batchnorm_infer(f64(x), f64(gamma), f64(beta), code, alpha, 1e-3, f64(run[0]),
+                         f64(run[1]), ref_inf)
+    close(comp_inf, ref_inf, atol=1e-5)
+    g = rng.standard_normal((m, n)).astype(np.float32)
+    comp_g = [np.empty(n, np.float32), np.empty(n, np.float32), np.empty((m, n), np.float32)]
+    ref_g = [np.empty(n), np.empty(n), np.empty((m, n))]
+    k_bn.batchnorm_backward(g, comp[0], comp[1], gamma, *comp_g, True)
+    r_bn.batchnorm_backward(f64(g), ref[0], ref[1], f64(gamma), *ref_g, True)
+    for c, r in zip(comp_g, ref_g):
+        close(c, r, atol=1e-4)
+
+
+def test_batchnorm_normalises_each_feature(rng):
+    x = (rng.standard_normal((200, 3)) * [1, 10, 100] + [5, -5, 50]).astype(np.float32)
+    n = 3
+    xhat, inv, mean, a = np.empty_like(x), np.empty(n, np.float32), np.empty(n, np.float32), \
+        np.empty_like(x)
+    rm, rv = np.zeros(n, np.float32), np.ones(n, np.float32)
+    k_bn.batchnorm_train(x, np.ones(n, np.float32), np.zeros(n, np.float32), codes.LINEAR, 0.0,
+                         0.9, 1e-5, xhat, inv, mean, rm, rv, a)
+    close(a.mean(axis=0), np.zeros(n), atol=1e-4)
+    close(a.std(axis=0), np.ones(n), rtol=1e-3)
+    close(rm, 0.1 * x.mean(axis=0), rtol=1e-4)
+    close(rv, 0.9 + 0.1 * x.var(axis=0), rtol=1e-4)
+
+
+def test_dropout_masks_match_and_rescale(rng):
+    m, n = 400, 50
+    x = rng.standard_normal((m, n)).astype(np.float32)
+    rows = rng.permutation(1000)[:m].astype(np.int64)
+    comp, ref = np.empty_like(x), np.empty_like(x)
+    k_drop.dropout_mask_apply(x, rows, 0.3, 12345, 7, 2, comp)
+    r_drop.dropout_mask_apply(x, rows, 0.3, 12345, 7, 2, ref)
+    np.testing.assert_array_equal(comp, ref)  # the same random bits, the same masks
+    kept = comp != 0
+    assert abs(kept.mean() - 0.7) < 0.01
+    close(comp[kept], x[kept] / 0.7, rtol=1e-6)
+    other = np.empty_like(x)
+    k_drop.dropout_mask_apply(x, rows, 0.3, 12345, 8, 2, other)  # the next step: a new mask
+    assert 0.4 < ((other != 0) == kept).mean() < 0.7
+    assert k_drop.uniform(1, 2, 3, 4, 5) == r_drop.uniform(1, 2, 3, 4, 5)
+
+
+@pytest.mark.parametrize("code, a, b", [(codes.SCHED_CONSTANT, 0, 1), (codes.SCHED_STEP, 0.5, 3),
+                                        (codes.SCHED_EXPONENTIAL, 0.9, 10),
+                                        (codes.SCHED_LINEAR, 0.01, 20),
+                                        (codes.SCHED_INVSCALING, 0.5, 1),
+                                        (codes.SCHED_COSINE, 0.1, 15)])
+def test_schedules(code, a, b):
+    sched = np.zeros(codes.N_SC)
+    sched[[codes.SC_CODE, codes.SC_LR, codes.SC_A, codes.SC_B, codes.SC_FACTOR]] = \
+        (code, 0.1, a, b, 0.5)
+    for x in [0.0, 1.0, 2.0, 7.0, 30.0]:
+        assert k_sched.scheduled_lr(sched, x) == pytest.approx(r_sched.scheduled_lr(sched, x),
+                                                               rel=1e-12)
+
+
+SPECS = {
+    "dense": lambda: dense_spec([8, 6, 3], ["relu", "tanh", "softmax"]),
+    "bn_pre": lambda: [Dense(8), BatchNormalization(), Dense(6, activation="elu"),
+                       Dense(3, activation="softmax")],
+    "dropout": lambda: [Dropout(0.2), Dense(8, activation="relu"), Dropout(0.5),
+                        Dense(3, activation="softmax")],
+    "bn_out": lambda: [Dense(8, activation="relu"), Dense(3), BatchNormalization()],
+}
+
+
+@pytest.mark.parametrize("spec", sorted(SPECS))
+@pytest.mark.parametrize("out_loss", ["categorical_crossentropy", "squared_error"])
+def test_batch_objective_and_passes(spec, out_loss, rng):
+    net = Net(5, SPECS[spec](), rng, rows=10)
+    net.runs[:, codes.RUN_L1] = 1e-3
+    net.runs[:, codes.RUN_L2] = 1e-2
     m = 10
-    Y, labels = targets_for(loss, out, 30, 3, rng)
+    Y, labels = targets_for(out_loss, "softmax", 30, 3, rng)
     rows = rng.permutation(30)[:m].astype(np.int64)
     X = rng.standard_normal((30, 5)).astype(np.float32)
     x = np.empty((m, 5), np.float32)
     k_train.gather_rows(X, rows, x)
     np.testing.assert_array_equal(x, X[rows])
     sw = np.zeros(0, np.float32)
-    p = loss_param(loss, 3)
-    args = (lay.sizes, lay.w_off, lay.b_off, lay.act, lay.alpha, lay.l1, lay.l2,
-            codes.LOSSES[loss], p)
-    comp = k_train.batch_objective(x, Y, labels, rows, sw, *args, net.params, net.grads,
-                                   net.acts, net.deltas, net.act_off)
+    p = loss_param(out_loss, 3)
+    args = (net.ops, net.opf, net.runs, codes.LOSSES[out_loss], p)
     ref_net = net.astype(np.float64)
+    comp = k_train.batch_objective(x, Y, labels, rows, sw, *args, net.params, net.aux,
+                                   net.grads, net.acts, net.deltas, 99, 5)
     ref = r_train.batch_objective(f64(x), f64(Y), labels, rows, f64(sw), *args, ref_net.params,
-                                  ref_net.grads, ref_net.acts, ref_net.deltas, net.act_off)
+                                  ref_net.aux, ref_net.grads, ref_net.acts, ref_net.deltas, 99, 5)
     assert comp == pytest.approx(ref, rel=RTOL)
     close(net.grads, ref_net.grads, atol=1e-5)
     close(net.acts, ref_net.acts, atol=1e-5)
+    close(net.aux, ref_net.aux, atol=1e-6)  # running statistics moved the same way
 
 
+@pytest.mark.parametrize("spec", sorted(SPECS))
 @pytest.mark.parametrize("n, chunk", [(1, 16), (37, 16), (16, 16)])
-def test_predict_and_evaluate(n, chunk, rng):
-    net = Net([4, 9, 3], ["relu", "softmax"], rng, rows=chunk)
-    lay = net.layout
-    X = rng.standard_normal((n, 4)).astype(np.float32)
+def test_predict_and_evaluate(spec, n, chunk, rng):
+    net = Net(5, SPECS[spec](), rng, rows=chunk)
+    X = rng.standard_normal((n, 5)).astype(np.float32)
     X[0] = 0.0
     comp_out, ref_out = np.empty((n, 3), np.float32), np.empty((n, 3))
-    k_train.predict(X, *net.arrays(), net.params, net.acts, net.act_off, chunk, comp_out)
     ref_net = net.astype(np.float64)
-    r_train.predict(f64(X), *net.arrays(), ref_net.params, ref_net.acts, net.act_off, chunk,
+    k_train.predict(X, net.ops, net.opf, net.params, net.aux, net.acts, chunk, comp_out)
+    r_train.predict(f64(X), net.ops, net.opf, ref_net.params, ref_net.aux, ref_net.acts, chunk,
                     ref_out)
-    close(comp_out, ref_out)
-    close(comp_out.sum(axis=1), np.ones(n), rtol=1e-6)
-
+    close(comp_out, ref_out, atol=1e-5)
     Y, labels = targets_for("categorical_crossentropy", "softmax", n, 3, rng, sparse=True)
     sw = rng.uniform(0.5, 1.5, n).astype(np.float32)
     p = loss_param("categorical_crossentropy", 3, norm_by_weight=1.0)
-    comp_s, ref_s = np.zeros(codes.N_STATS), np.zeros(codes.N_STATS)
-    k_train.evaluate(X, Y, labels, sw, *net.arrays(), codes.CATEGORICAL_CROSSENTROPY, p,
-                     codes.ACC_ARGMAX, net.params, net.acts, net.deltas, net.act_off, chunk, comp_s)
-    r_train.evaluate(f64(X), f64(Y), labels, f64(sw), *net.arrays(),
+    comp_s, ref_s = stats_row(3), stats_row(3)
+    k_train.evaluate(X, Y, labels, sw, net.ops, net.opf, codes.CATEGORICAL_CROSSENTROPY, p,
+                     codes.ACC_ARGMAX, net.params, net.aux, net.acts, net.deltas, chunk, comp_s)
+    r_train.evaluate(f64(X), f64(Y), labels, f64(sw), net.ops, net.opf,
                      codes.CATEGORICAL_CROSSENTROPY, p, codes.ACC_ARGMAX, ref_net.params,
-                     ref_net.acts, ref_net.deltas, net.act_off, chunk, ref_s)
-    close(comp_s, ref_s)
+                     ref_net.aux, ref_net.acts, ref_net.deltas, chunk, ref_s)
+    close(comp_s, ref_s, rtol=1e-4, atol=1e-5)
     assert comp_s[codes.ST_ROWS] == pytest.approx(sw.sum(), rel=1e-6)

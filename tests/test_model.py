@@ -26,7 +26,7 @@ def test_history_and_shapes(data):
     X, y = data
     model = classifier()
     history = model.fit(X, y, epochs=3, batch_size=32, validation_data=(X[:20], y[:20]))
-    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr"}
     assert all(len(v) == 3 for v in history.history.values())
     assert history.epoch == [0, 1, 2]
     assert history.params["steps"] == 4

@@ -100,18 +100,15 @@ def test_full_batch_gradient_descent_matches_manual_steps(rng):
     model.build(X.shape[1])
     w0 = model.params.copy()
     model.fit(X, y, epochs=1, batch_size=20, shuffle=False)
-    ref = make_model("numpy", optimizers.SGD(0.1))
-    ref.build(X.shape[1])
-    lay = ref.layout
     from fastbp import codes
     from fastbp.reference.train import batch_objective
+    lay = model.layout
+    ops, acts, deltas = lay.buffers(20)
     params, grads = w0.astype(np.float64), np.zeros(lay.n_params)
-    act_off, acts, deltas = lay.buffers(20)
-    batch_objective(X.astype(np.float64), np.zeros((0, 3)), y.astype(np.int64),
-                    np.arange(20), np.zeros(0), lay.sizes, lay.w_off, lay.b_off, lay.act,
-                    lay.alpha, lay.l1, lay.l2, codes.CATEGORICAL_CROSSENTROPY,
-                    ref.loss.loss_param(3), params, grads, acts.astype(np.float64),
-                    deltas.astype(np.float64), act_off)
+    batch_objective(X.astype(np.float64), np.zeros((0, 3)), y.astype(np.int64), np.arange(20),
+                    np.zeros(0), ops, lay.opf, lay.runs, codes.CATEGORICAL_CROSSENTROPY,
+                    model.loss.loss_param(3), params, np.zeros(0), grads,
+                    acts.astype(np.float64), deltas.astype(np.float64), 0, 0)
     np.testing.assert_allclose(model.params, params - 0.1 * grads, rtol=1e-4, atol=1e-6)
 
 

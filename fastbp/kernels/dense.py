@@ -1,4 +1,4 @@
-"""Compiled dense layer: forward pass, weight gradient, and the delta of the layer below.
+"""Compiled dense layer: forward pass, weight gradient, and the gradient of its input.
 
 Matrix products go through ``np.dot(..., out)``, which Numba lowers to a BLAS sgemm call on
 contiguous float32 operands (transposed views are passed as BLAS transpose flags, so
@@ -12,7 +12,7 @@ NumPy twin: ``fastbp.reference.dense``.
 import numpy as np
 
 from .._jit import jit
-from .activations import act_backward, act_forward
+from .activations import act_forward
 
 
 @jit
@@ -60,21 +60,10 @@ def dense_grad(a_in, delta, grad_w, grad_b):
 
 
 @jit
-def dense_backward(delta, W, a_in, code_in, alpha_in, delta_in):
-    """Propagate the delta through the layer to the one below.
+def dense_backward(delta, W, delta_in):
+    """Propagate the delta to the layer's input: ``delta_in = delta @ W.T``.
 
-    Parameters
-    ----------
-    delta : float32 array of shape (m, n_out)
-        dL/dz of this layer.
-    W : float32 array of shape (n_in, n_out)
-    a_in : float32 array of shape (m, n_in)
-        Output of the layer below (its activation ``f_in``).
-    code_in : int
-        Activation code of the layer below.
-    alpha_in : float
-    delta_in : float32 array of shape (m, n_in)
-        Overwritten with dL/dz of the layer below: ``(delta @ W.T) * f_in'``.
+    delta : float32 (m, n_out), dL/dz of this layer; W : float32 (n_in, n_out);
+    delta_in : float32 (m, n_in), overwritten with dL/d(input).
     """
     np.dot(delta, W.T, delta_in)
-    act_backward(a_in, code_in, alpha_in, delta_in)

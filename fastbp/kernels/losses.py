@@ -25,8 +25,8 @@ import numpy as np
 from .._jit import jit
 from ..codes import (
     ACC_ARGMAX, ACC_THRESHOLD, BINARY_CROSSENTROPY, CATEGORICAL_CROSSENTROPY, EPS_PROB, HUBER,
-    LINEAR, LP_HUBER_DELTA, LP_OUT_SCALE, SIGMOID, SOFTMAX, SQUARED_ERROR, ST_ABS_ERR,
-    ST_CORRECT, ST_SQ_ERR, ST_WEIGHT,
+    LINEAR, LP_HUBER_DELTA, LP_OUT_SCALE, N_STATS, SIGMOID, SOFTMAX, SQUARED_ERROR, ST_ABS_ERR,
+    ST_BIN_CORRECT, ST_CORRECT, ST_LOG_LOSS, ST_PER_OUTPUT, ST_SQ_ERR, ST_WEIGHT,
 )
 from .activations import act_backward, sigmoid
 
@@ -38,7 +38,7 @@ _EPS = np.float32(EPS_PROB)
 _ONE_MINUS_EPS = np.float32(1.0 - EPS_PROB)
 
 
-@jit(inline="always")
+@jit
 def is_fused(act, loss):
     """True when ``act`` is the natural output activation of ``loss`` (fused shortcut)."""
     return ((act == SOFTMAX and loss == CATEGORICAL_CROSSENTROPY)
@@ -171,7 +171,7 @@ def loss_delta(loss, act, alpha, out, Y, labels, rows, sw, loss_param, norm, del
 
 @jit
 def output_stats(out, Y, labels, rows, sw, acc_kind, stats):
-    """Accumulate weighted accuracy and error sums of a batch's outputs into ``stats``.
+    """Accumulate a batch's weighted metric sums into ``stats``.
 
     Parameters
     ----------
@@ -180,10 +180,13 @@ def output_stats(out, Y, labels, rows, sw, acc_kind, stats):
     Y, labels, rows, sw
         As in ``loss_delta``.
     acc_kind : int
-        ``ACC_ARGMAX`` (argmax equals the class), ``ACC_THRESHOLD`` (each output > 0.5 equals
-        its 0/1 target; the row scores the fraction of outputs right) or ``ACC_NONE``.
-    stats : float64 array of shape (N_STATS,)
-        ``ST_CORRECT``, ``ST_ABS_ERR``, ``ST_SQ_ERR`` and ``ST_WEIGHT`` are incremented.
+        ``ACC_ARGMAX``: accuracy is argmax == class, log loss that of the class probability.
+        ``ACC_THRESHOLD``: accuracy is the fraction of outputs right at 0.5, log loss the
+        binary one (mean over outputs). ``ACC_NONE``: neither.
+    stats : float64 array of shape (N_STATS + 3 k,)
+        Incremented: ``ST_WEIGHT``, ``ST_CORRECT``, ``ST_BIN_CORRECT``, ``ST_LOG_LOSS`` and,
+        for dense targets, ``ST_ABS_ERR``, ``ST_SQ_ERR`` and per output j the sums of
+        ``w y``, ``w y^2``, ``w (y - a)^2`` at ``N_STATS + 3 j``.
     """
     m, k = out.shape
     sparse = labels.shape[0] > 0
@@ -192,6 +195,12 @@ def output_stats(out, Y, labels, rows, sw, acc_kind, stats):
         r = rows[i]
         w = 1.0 if not weighted else float(sw[r])
         stats[ST_WEIGHT] += w
+        right = 0
+        for j in range(k):
+            y = (_ONE if labels[r] == j else _ZERO) if sparse else Y[r, j]
+            if (out[i, j] > _HALF) == (y > _HALF):
+                right += 1
+        stats[ST_BIN_CORRECT] += w * right / k
         if acc_kind == ACC_ARGMAX:
             best = 0
             for j in range(1, k):
@@ -199,26 +208,38 @@ def output_stats(out, Y, labels, rows, sw, acc_kind, stats):
                     best = j
             if sparse:
                 hit = best == labels[r]
+                log_loss = -np.log(min(max(out[i, labels[r]], _EPS), _ONE_MINUS_EPS))
             else:
                 target = 0
-                for j in range(1, k):
+                log_loss = _ZERO
+                for j in range(k):
                     if Y[r, j] > Y[r, target]:
                         target = j
+                    p = min(max(out[i, j], _EPS), _ONE_MINUS_EPS)
+                    log_loss -= Y[r, j] * np.log(p)
                 hit = best == target
             if hit:
                 stats[ST_CORRECT] += w
+            stats[ST_LOG_LOSS] += w * log_loss
         elif acc_kind == ACC_THRESHOLD:
-            right = 0
-            for j in range(k):
-                if (out[i, j] > _HALF) == (Y[r, j] > _HALF):
-                    right += 1
             stats[ST_CORRECT] += w * right / k
+            log_loss = _ZERO
+            for j in range(k):
+                y = (_ONE if labels[r] == j else _ZERO) if sparse else Y[r, j]
+                p = min(max(out[i, j], _EPS), _ONE_MINUS_EPS)
+                log_loss -= y * np.log(p) + (_ONE - y) * np.log(_ONE - p)
+            stats[ST_LOG_LOSS] += w * log_loss / k
         if not sparse:
             abs_err = 0.0
             sq_err = 0.0
             for j in range(k):
-                d = float(out[i, j] - Y[r, j])
+                y = float(Y[r, j])
+                d = float(out[i, j]) - y
                 abs_err += abs(d)
                 sq_err += d * d
+                base = N_STATS + ST_PER_OUTPUT * j
+                stats[base] += w * y
+                stats[base + 1] += w * y * y
+                stats[base + 2] += w * d * d
             stats[ST_ABS_ERR] += w * abs_err / k
             stats[ST_SQ_ERR] += w * sq_err / k

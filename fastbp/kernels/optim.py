@@ -20,15 +20,16 @@ import numpy as np
 
 from .._jit import jit
 from ..codes import (
-    ADAGRAD, ADAM, ADAMW, HP_BETA1, HP_BETA2, HP_CLIPVALUE, HP_EPS, HP_LR, HP_MOMENTUM,
-    HP_NESTEROV, HP_RHO, HP_WEIGHT_DECAY, RMSPROP, SGD,
+    ADAGRAD, ADAM, ADAMW, DG_PER_RUN, HP_BETA1, HP_BETA2, HP_CLIPVALUE, HP_EPS, HP_LR,
+    HP_MOMENTUM, HP_NESTEROV, HP_RHO, HP_WEIGHT_DECAY, RMSPROP, RUN_L1, RUN_L2, RUN_START,
+    RUN_STOP, SEG_C1, SEG_C2, SEG_RUN, SEG_START, SEG_STOP, SGD,
 )
 
 _ZERO = np.float32(0.0)
 _ONE = np.float32(1.0)
 
 
-@jit(inline="always")
+@jit
 def penalty_grad(w, c1, two_c2):
     """Gradient of ``c1 |w| + c2 w^2`` (``two_c2 = 2 c2``), float32 in and out."""
     return two_c2 * w + (c1 if w > _ZERO else (-c1 if w < _ZERO else _ZERO))
@@ -48,47 +49,43 @@ def sum_shards(grads, lo, hi):
 
 
 @jit
-def segments(sizes, w_off, b_off, l1, l2, scale, lo, hi, seg):
-    """The runs of equal penalty inside ``[lo, hi)``: each layer's W, then its b.
+def segments(runs, scale, lo, hi, seg):
+    """The runs of the parameter vector that meet ``[lo, hi)``, cut to it.
 
-    Writes rows ``(start, stop, c1, c2)`` into ``seg`` (float64, shape (2 L, 4)) and returns
-    how many there are.
+    runs : float64 (R, N_RUN), rows (start, stop, l1, l2); seg : float64 (R, N_SEG),
+    overwritten with rows (start, stop, l1 * scale, l2 * scale, run index). Returns the count.
     """
     count = 0
-    for l in range(w_off.shape[0]):
-        w_end = w_off[l] + sizes[l] * sizes[l + 1]
-        b_end = b_off[l] + sizes[l + 1]
-        for start, stop, penalised in ((w_off[l], w_end, True), (b_off[l], b_end, False)):
-            a = max(lo, start)
-            b = min(hi, stop)
-            if a < b:
-                seg[count, 0] = a
-                seg[count, 1] = b
-                seg[count, 2] = l1[l] * scale if penalised else 0.0
-                seg[count, 3] = l2[l] * scale if penalised else 0.0
-                count += 1
+    for r in range(runs.shape[0]):
+        a = max(lo, int(runs[r, RUN_START]))
+        b = min(hi, int(runs[r, RUN_STOP]))
+        if a < b:
+            seg[count, SEG_START] = a
+            seg[count, SEG_STOP] = b
+            seg[count, SEG_C1] = runs[r, RUN_L1] * scale
+            seg[count, SEG_C2] = runs[r, RUN_L2] * scale
+            seg[count, SEG_RUN] = r
+            count += 1
     return count
 
 
 @jit
-def penalty(params, grads, sizes, w_off, l1, l2, scale):
+def penalty(params, grads, runs, scale):
     """Add the L1/L2 penalty's gradient to ``grads`` and return the penalty's value.
 
-    The penalty is ``scale * sum_l (l2[l] * ||W_l||^2 + l1[l] * |W_l|_1)``; biases are not
-    penalised. Used where a whole gradient is wanted at once (full-batch objective); the
-    training loop applies the same ``add_penalty`` inside ``optimizer_step``.
+    The penalty is ``scale * sum over runs (l1 |w|_1 + l2 ||w||^2)`` (``runs`` as in
+    ``segments``; biases and batch-norm parameters sit in runs with l1 = l2 = 0). Used where a
+    whole gradient is wanted at once (full-batch objective); the training loop applies the
+    same ``add_penalty`` inside ``optimizer_step``.
 
-    params, grads : float32 (P,); sizes int64 (L + 1,); w_off int64 (L,); l1, l2 float64 (L,)
+    params, grads : float32 (P,)
     """
     value = 0.0
-    for layer in range(w_off.shape[0]):
-        c1 = l1[layer] * scale
-        c2 = l2[layer] * scale
-        if c1 == 0.0 and c2 == 0.0:
-            continue
-        start = w_off[layer]
-        stop = start + sizes[layer] * sizes[layer + 1]
-        value += add_penalty(params[start:stop], grads[start:stop], c1, c2)
+    for r in range(runs.shape[0]):
+        lo = int(runs[r, RUN_START])
+        hi = int(runs[r, RUN_STOP])
+        value += add_penalty(params[lo:hi], grads[lo:hi], runs[r, RUN_L1] * scale,
+                             runs[r, RUN_L2] * scale)
     return value
 
 
@@ -97,10 +94,10 @@ def grad_sq_norm(params, grads, seg, n_seg):
     """Squared L2 norm of ``grads[0]`` plus the penalty's gradient over the segments."""
     total = 0.0
     for k in range(n_seg):
-        c1 = np.float32(seg[k, 2])
-        two_c2 = np.float32(2.0 * seg[k, 3])
-        lo = int(seg[k, 0])
-        hi = int(seg[k, 1])
+        c1 = np.float32(seg[k, SEG_C1])
+        two_c2 = np.float32(2.0 * seg[k, SEG_C2])
+        lo = int(seg[k, SEG_START])
+        hi = int(seg[k, SEG_STOP])
         w = params[lo:hi]
         g0 = grads[0, lo:hi]
         part = _ZERO
@@ -129,22 +126,19 @@ def add_penalty(w, g, c1, c2):
 
 
 @jit
-def update_segment(code, w, g, s0, s1, hyper, t, c1, c2, scale):
-    """One optimizer step on a run of parameters that share penalty coefficients c1, c2.
+def update_segment(code, w, g, s0, s1, hyper, t, scale):
+    """One optimizer step on a run of parameters.
 
     Parameters
     ----------
     w, g : float32 arrays of shape (n,)
-        Parameters (updated) and their summed gradient (the penalty's gradient is added).
+        Parameters (updated) and their gradient, penalty included.
     s0, s1 : float32 arrays of shape (n,)
         The optimizer's first and second state vectors over the run (``s1`` unused by
         one-slot optimizers).
     scale : float
         Global-norm clipping factor.
-
-    Returns the penalty's value over the run, from the weights before the step.
     """
-    value = add_penalty(w, g, c1, c2)
     n = w.shape[0]
     lr = np.float32(hyper[HP_LR])
     sc = np.float32(scale)
@@ -200,11 +194,29 @@ def update_segment(code, w, g, s0, s1, hyper, t, c1, c2, scale):
             acc = s0[i] + gi * gi
             s0[i] = acc
             w[i] -= lr * gi / (np.sqrt(acc) + eps)
-    return value
 
 
 @jit
-def optimizer_step(code, params, grads, state, hyper, t, seg, n_seg, scale):
+def sum_squares(x):
+    """``sum(x * x)`` of a float32 vector, accumulated in float32 lanes."""
+    total = _ZERO
+    for i in range(x.shape[0]):
+        total += x[i] * x[i]
+    return total
+
+
+@jit
+def sum_sq_diff(x, y):
+    """``sum((x - y) ** 2)`` of two float32 vectors."""
+    total = _ZERO
+    for i in range(x.shape[0]):
+        d = x[i] - y[i]
+        total += d * d
+    return total
+
+
+@jit
+def optimizer_step(code, params, grads, state, hyper, t, seg, n_seg, scale, diag, prev):
     """Apply one optimizer step to the segments listed in ``seg``.
 
     Parameters
@@ -222,23 +234,36 @@ def optimizer_step(code, params, grads, state, hyper, t, seg, n_seg, scale):
     hyper : float64 array of shape (N_HYPER,)
     t : int
         Number of this step, counting from 1 (Adam's bias correction).
-    seg : float64 array of shape (2 L, 4), n_seg : int
+    seg : float64 array of shape (R, N_SEG), n_seg : int
         The runs to update and their penalty coefficients (``segments``).
     scale : float
         Global-norm clipping factor (1 when off).
+    diag : float64 array of shape (>= 2 R,), or (0,) when diagnostics are off
+        Per run r: ``diag[2 r]`` += squared gradient norm (penalty in, before clipping),
+        ``diag[2 r + 1]`` += squared norm of the update.
+    prev : float32 array of shape (P,), or (0,)
+        Scratch for the weights before the step (diagnostics only).
 
     Returns
     -------
     float
-        The penalty's value over the segments.
+        The penalty's value over the segments, from the weights before the step.
     """
     value = 0.0
     last = state.shape[0] - 1
+    watch = diag.shape[0] > 0
     for k in range(n_seg):
-        lo = int(seg[k, 0])
-        hi = int(seg[k, 1])
-        value += update_segment(code, params[lo:hi], grads[0, lo:hi], state[0, lo:hi],
-                                state[last, lo:hi], hyper, t, seg[k, 2], seg[k, 3], scale)
+        lo = int(seg[k, SEG_START])
+        hi = int(seg[k, SEG_STOP])
+        w = params[lo:hi]
+        g = grads[0, lo:hi]
+        value += add_penalty(w, g, seg[k, SEG_C1], seg[k, SEG_C2])
+        if watch:
+            prev[lo:hi] = w
+            diag[DG_PER_RUN * int(seg[k, SEG_RUN])] += sum_squares(g)
+        update_segment(code, w, g, state[0, lo:hi], state[last, lo:hi], hyper, t, scale)
+        if watch:
+            diag[DG_PER_RUN * int(seg[k, SEG_RUN]) + 1] += sum_sq_diff(w, prev[lo:hi])
     return value
 
 

@@ -1,34 +1,42 @@
 """The compiled training loop: a whole epoch of mini-batch backpropagation in one call.
 
-The network arrives as small arrays (see ``fastbp.layout``):
+The network arrives as two small tables (see ``fastbp.layout``), one row per operation:
 
-* ``sizes`` int64 (L + 1,): widths s0 (features) .. sL (outputs);
-* ``w_off``, ``b_off`` int64 (L,): offsets of W_l (s_l x s_{l+1}, row-major) and b_l in the
-  flat float32 parameter vector ``params``; ``grads`` and each row of ``state`` share them;
-* ``act`` int64 (L,), ``alpha`` float64 (L,): activation code and parameter per layer;
-* ``l1``, ``l2`` float64 (L,): penalty coefficients per layer.
+* ``ops`` int64 (K, N_OC): kind (dense, batch norm, dropout), input and output width,
+  offset of its parameters in the flat float32 vector ``params``, activation, offset of its
+  running statistics in ``aux``, offset of its blocks in the work buffers, ...;
+* ``opf`` float64 (K, N_OF): activation parameter, dropout rate, batch-norm momentum and eps;
 
-Work buffers are flat float32 vectors allocated once per fit: ``acts`` holds each layer's
-output, ``deltas`` each layer's dL/dz, layer l at offset ``act_off[l]`` as a (rows, s_{l+1})
-block whose row capacity is the batch size. ``xb`` (batch, s0) receives the gathered rows.
+and the parameter vector's penalty runs ``runs`` float64 (R, N_RUN). Work buffers are flat
+float32 vectors allocated once per fit: op k's output (and dL/d output) is the
+(rows, width) block at ``ops[k, OC_BUF]`` of ``acts`` (and ``deltas``).
+
+Every batch is cut into S row shards (S = ``grads.shape[0]``) computed on their own, each into
+its own gradient row; the update sums them in shard order, so the result depends on S but
+not on how many threads ran the shards.
 
 NumPy twin: ``fastbp.reference.train``.
 """
 
 import numpy as np
-
 from numba import prange
 
 from .._jit import jit
 from ..codes import (
-    ACC_SKIP, HP_CLIPNORM, LINEAR, LP_NORM_BY_WEIGHT, LP_PENALTY_PER_SAMPLE, OK, ST_LOSS, ST_ROWS,
+    ACC_SKIP, HP_CLIPNORM, HP_LR, LINEAR, LP_NORM_BY_WEIGHT, LP_PENALTY_PER_SAMPLE, OC_ACT,
+    OC_ALIVE, OC_AUX, OC_BUF, OC_IN, OC_KIND, OC_OUT, OC_PARAM, OC_XHAT, OF_ALPHA, OF_EPS,
+    OF_MOMENTUM, OF_RATE, OK, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, SC_PER_STEP, ST_LOSS, ST_ROWS,
 )
+from .activations import act_backward
+from .batchnorm import batchnorm_backward, batchnorm_infer, batchnorm_train
 from .dense import dense_backward, dense_forward, dense_grad
+from .dropout import dropout_mask_apply
 from .losses import is_fused, loss_delta, output_stats
 from .optim import clip_scale, grad_sq_norm, optimizer_step, penalty, segments, sum_shards
+from .schedules import scheduled_lr
 
 
-@jit(inline="always")
+@jit
 def block(buf, offset, rows, cols):
     """View ``buf[offset : offset + rows * cols]`` as a C-contiguous (rows, cols) matrix."""
     return buf[offset:offset + rows * cols].reshape((rows, cols))
@@ -48,7 +56,7 @@ def gather_rows(X, rows, out):
 
 
 @jit
-def batch_norm(rows, sw, loss_param):
+def loss_norm(rows, sw, loss_param):
     """The batch loss's normaliser: the row count, or the sum of the rows' sample weights."""
     if sw.shape[0] == 0 or loss_param[LP_NORM_BY_WEIGHT] == 0.0:
         return float(rows.shape[0])
@@ -59,53 +67,145 @@ def batch_norm(rows, sw, loss_param):
 
 
 @jit
-def forward_pass(x, sizes, w_off, b_off, act, alpha, out_act, params, acts, act_off):
-    """Forward pass through every layer.
+def op_input(x, ops, k, acts, m):
+    """The input of op k: the batch itself for the first op, else the previous op's output."""
+    return x if k == 0 else block(acts, ops[k - 1, OC_BUF], m, ops[k, OC_IN])
+
+
+@jit
+def mark_alive(a, flags):
+    """``flags[j] = 1`` for every unit j with a positive output in some row of ``a`` (m, n)."""
+    m, n = a.shape
+    for i in range(m):
+        for j in range(n):
+            if a[i, j] > 0.0:
+                flags[j] = 1.0
+
+
+@jit
+def forward_pass(x, rows, ops, opf, out_act, params, aux, acts, training, seed, t, alive):
+    """Forward pass through every op.
 
     Parameters
     ----------
     x : float32 array of shape (m, s0)
+    rows : int64 array of shape (m,)
+        Row indices of the batch in the data (dropout's masks depend on them).
     out_act : int
-        Activation code used for the last layer (LINEAR when a fused loss applies its own).
-    acts : float32 array
-        Layer l's output is written to ``block(acts, act_off[l], m, sizes[l + 1])``.
+        Activation code used for the last op (LINEAR when a fused loss applies its own).
+    aux : float32 array
+        Batch-norm running statistics; updated when ``training``.
+    training : bool
+        Dropout active and batch norm on batch statistics.
+    seed, t : int
+        Dropout's seed and the training step.
+    alive : float64 array
+        Diagnostics row: dense ReLU ops mark their units with a positive output at
+        ``ops[k, OC_ALIVE]``; shape (0,) when diagnostics are off.
     """
     m = x.shape[0]
-    n_layers = w_off.shape[0]
-    a_in = x
-    for l in range(n_layers):
-        W = block(params, w_off[l], sizes[l], sizes[l + 1])
-        b = params[b_off[l]:b_off[l] + sizes[l + 1]]
-        a_out = block(acts, act_off[l], m, sizes[l + 1])
-        code = act[l] if l < n_layers - 1 else out_act
-        dense_forward(a_in, W, b, code, alpha[l], a_out)
-        a_in = a_out
+    n_ops = ops.shape[0]
+    for k in range(n_ops):
+        kind = ops[k, OC_KIND]
+        n_in = ops[k, OC_IN]
+        n_out = ops[k, OC_OUT]
+        p = ops[k, OC_PARAM]
+        a_in = op_input(x, ops, k, acts, m)
+        a_out = block(acts, ops[k, OC_BUF], m, n_out)
+        code = ops[k, OC_ACT] if k < n_ops - 1 else out_act
+        if kind == OP_DENSE:
+            W = block(params, p, n_in, n_out)
+            b = params[p + n_in * n_out:p + n_in * n_out + n_out]
+            dense_forward(a_in, W, b, code, opf[k, OF_ALPHA], a_out)
+            if alive.shape[0] > 0 and ops[k, OC_ALIVE] >= 0:
+                mark_alive(a_out, alive[ops[k, OC_ALIVE]:ops[k, OC_ALIVE] + n_out])
+        elif kind == OP_BATCHNORM:
+            gamma = params[p:p + n_out]
+            beta = params[p + n_out:p + 2 * n_out]
+            run_mean = aux[ops[k, OC_AUX]:ops[k, OC_AUX] + n_out]
+            run_var = aux[ops[k, OC_AUX] + n_out:ops[k, OC_AUX] + 2 * n_out]
+            if training:
+                h = ops[k, OC_XHAT]
+                batchnorm_train(a_in, gamma, beta, code, opf[k, OF_ALPHA], opf[k, OF_MOMENTUM],
+                                opf[k, OF_EPS], block(acts, h + 2 * n_out, m, n_out),
+                                acts[h:h + n_out], acts[h + n_out:h + 2 * n_out], run_mean,
+                                run_var, a_out)
+            else:
+                batchnorm_infer(a_in, gamma, beta, code, opf[k, OF_ALPHA], opf[k, OF_EPS],
+                                run_mean, run_var, a_out)
+        else:  # dropout
+            if training and opf[k, OF_RATE] > 0.0:
+                dropout_mask_apply(a_in, rows, opf[k, OF_RATE], seed, t, k, a_out)
+            else:
+                a_out[:] = a_in
 
 
 @jit
-def backward_pass(x, sizes, w_off, b_off, act, alpha, params, grads, acts, deltas, act_off):
-    """Backward pass: weight gradients of every layer and deltas of every hidden layer.
+def backward_pass(x, rows, ops, opf, params, grads, acts, deltas, seed, t):
+    """Backward pass from the last op's delta (dL/dz, set by the loss) to the first op.
 
-    On entry the last layer's block of ``deltas`` holds dL/dz_L. ``grads`` is overwritten.
+    Each op finds dL/d(its output) in its block of ``deltas``, applies its activation's
+    derivative there (the last op's is applied by the loss), writes its parameters' gradient
+    into ``grads`` (P,) and dL/d(its input) into the previous op's block.
     """
     m = x.shape[0]
-    n_layers = w_off.shape[0]
-    for l in range(n_layers - 1, -1, -1):
-        delta = block(deltas, act_off[l], m, sizes[l + 1])
-        a_in = x if l == 0 else block(acts, act_off[l - 1], m, sizes[l])
-        grad_w = block(grads, w_off[l], sizes[l], sizes[l + 1])
-        grad_b = grads[b_off[l]:b_off[l] + sizes[l + 1]]
-        dense_grad(a_in, delta, grad_w, grad_b)
-        if l > 0:
-            W = block(params, w_off[l], sizes[l], sizes[l + 1])
-            delta_in = block(deltas, act_off[l - 1], m, sizes[l])
-            dense_backward(delta, W, a_in, act[l - 1], alpha[l - 1], delta_in)
+    n_ops = ops.shape[0]
+    for k in range(n_ops - 1, -1, -1):
+        kind = ops[k, OC_KIND]
+        n_in = ops[k, OC_IN]
+        n_out = ops[k, OC_OUT]
+        p = ops[k, OC_PARAM]
+        if kind == OP_DROPOUT and k == 0:
+            break  # dropout on the inputs: nothing to learn, nothing to pass on
+        g = block(deltas, ops[k, OC_BUF], m, n_out)
+        a_in = op_input(x, ops, k, acts, m)
+        delta_in = block(deltas, ops[k - 1, OC_BUF], m, n_in) if k > 0 else g  # g: unused
+        if k < n_ops - 1 and kind != OP_DROPOUT:
+            act_backward(block(acts, ops[k, OC_BUF], m, n_out), ops[k, OC_ACT],
+                         opf[k, OF_ALPHA], g)
+        if kind == OP_DENSE:
+            W = block(params, p, n_in, n_out)
+            dense_grad(a_in, g, block(grads, p, n_in, n_out),
+                       grads[p + n_in * n_out:p + n_in * n_out + n_out])
+            if k > 0:
+                dense_backward(g, W, delta_in)
+        elif kind == OP_BATCHNORM:
+            h = ops[k, OC_XHAT]
+            batchnorm_backward(g, block(acts, h + 2 * n_out, m, n_out), acts[h:h + n_out],
+                               params[p:p + n_out], grads[p:p + n_out],
+                               grads[p + n_out:p + 2 * n_out], delta_in, k > 0)
+        else:  # dropout: the same mask, applied to the gradient
+            if opf[k, OF_RATE] > 0.0:
+                dropout_mask_apply(g, rows, opf[k, OF_RATE], seed, t, k, delta_in)
+            else:
+                delta_in[:] = g
 
 
 @jit
-def batch_objective(x, Y, labels, rows, sw, sizes, w_off, b_off, act, alpha, l1, l2,
-                    loss, loss_param, params, grads, acts, deltas, act_off):
-    """Loss of one batch and its gradient with respect to every parameter.
+def forward_backward(x, Y, labels, rows, sw, norm, ops, opf, loss, loss_param, params, aux,
+                     grad, acts, deltas, seed, t, alive):
+    """Forward pass, loss and backward pass of one batch in training mode.
+
+    ``grad`` (P,) is overwritten with the gradient of ``sum_i w_i loss_i / norm`` (no
+    penalty). Returns ``sum_i w_i loss_i``.
+    """
+    m = x.shape[0]
+    last = ops.shape[0] - 1
+    out_act = LINEAR if is_fused(ops[last, OC_ACT], loss) else ops[last, OC_ACT]
+    forward_pass(x, rows, ops, opf, out_act, params, aux, acts, True, seed, t, alive)
+    k_out = ops[last, OC_OUT]
+    out = block(acts, ops[last, OC_BUF], m, k_out)
+    delta = block(deltas, ops[last, OC_BUF], m, k_out)
+    data = loss_delta(loss, ops[last, OC_ACT], opf[last, OF_ALPHA], out, Y, labels, rows, sw,
+                      loss_param, norm, delta)
+    backward_pass(x, rows, ops, opf, params, grad, acts, deltas, seed, t)
+    return data
+
+
+@jit
+def batch_objective(x, Y, labels, rows, sw, ops, opf, runs, loss, loss_param, params, aux,
+                    grads, acts, deltas, seed, t):
+    """Loss of one batch and its gradient with respect to every parameter (training mode).
 
     Parameters
     ----------
@@ -121,49 +221,38 @@ def batch_objective(x, Y, labels, rows, sw, sizes, w_off, b_off, act, alpha, l1,
     float
         ``sum_i w_i loss_i / norm + penalty``.
     """
-    m = x.shape[0]
-    last = w_off.shape[0] - 1
-    out_act = LINEAR if is_fused(act[last], loss) else act[last]
-    forward_pass(x, sizes, w_off, b_off, act, alpha, out_act, params, acts, act_off)
-    norm = batch_norm(rows, sw, loss_param)
-    out = block(acts, act_off[last], m, sizes[last + 1])
-    delta = block(deltas, act_off[last], m, sizes[last + 1])
-    data = loss_delta(loss, act[last], alpha[last], out, Y, labels, rows, sw, loss_param,
-                      norm, delta)
-    backward_pass(x, sizes, w_off, b_off, act, alpha, params, grads, acts, deltas, act_off)
+    norm = loss_norm(rows, sw, loss_param)
+    data = forward_backward(x, Y, labels, rows, sw, norm, ops, opf, loss, loss_param, params,
+                            aux, grads, acts, deltas, seed, t, np.zeros(0))
     scale = 1.0 / norm if loss_param[LP_PENALTY_PER_SAMPLE] != 0.0 else 1.0
-    return data / norm + penalty(params, grads, sizes, w_off, l1, l2, scale)
+    return data / norm + penalty(params, grads, runs, scale)
 
 
 @jit
-def shard_objective(X, Y, labels, sw, rows, norm, sizes, w_off, b_off, act, alpha, loss,
-                    loss_param, acc_kind, params, grad, xb, acts, deltas, act_off, stats):
+def shard_objective(X, Y, labels, sw, rows, norm, ops, opf, loss, loss_param, acc_kind, params,
+                    aux, grad, xb, acts, deltas, stats, seed, t, alive):
     """Gather, forward, loss, backward for one shard of a batch.
 
     ``grad`` (P,) is overwritten with this shard's part of the batch gradient (zeros when the
-    shard is empty); ``stats`` (N_STATS,) receives the shard's metric sums unless
-    ``acc_kind`` is ``ACC_SKIP``. Returns ``sum_i w_i loss_i`` over the shard's rows.
+    shard is empty); ``stats`` receives the shard's metric sums unless ``acc_kind`` is
+    ``ACC_SKIP``. Returns ``sum_i w_i loss_i`` over the shard's rows.
     """
     m = rows.shape[0]
     if m == 0:
         grad[:] = 0.0
         return 0.0
-    last = w_off.shape[0] - 1
     x = xb[:m]
     gather_rows(X, rows, x)
-    out_act = LINEAR if is_fused(act[last], loss) else act[last]
-    forward_pass(x, sizes, w_off, b_off, act, alpha, out_act, params, acts, act_off)
-    out = block(acts, act_off[last], m, sizes[last + 1])
-    delta = block(deltas, act_off[last], m, sizes[last + 1])
-    data = loss_delta(loss, act[last], alpha[last], out, Y, labels, rows, sw, loss_param,
-                      norm, delta)
-    backward_pass(x, sizes, w_off, b_off, act, alpha, params, grad, acts, deltas, act_off)
+    data = forward_backward(x, Y, labels, rows, sw, norm, ops, opf, loss, loss_param, params,
+                            aux, grad, acts, deltas, seed, t, alive)
     if acc_kind != ACC_SKIP:
+        last = ops.shape[0] - 1
+        out = block(acts, ops[last, OC_BUF], m, ops[last, OC_OUT])
         output_stats(out, Y, labels, rows, sw, acc_kind, stats)
     return data
 
 
-@jit(inline="always")
+@jit
 def split(n, parts, k):
     """Bounds of part k when ``range(n)`` is cut into ``parts`` nearly equal runs."""
     size = (n + parts - 1) // parts
@@ -176,55 +265,54 @@ def split(n, parts, k):
 # compiled both ways would load the wrong machine code from the cache.
 
 @jit
-def run_shards(X, Y, labels, sw, rows, norm, sizes, w_off, b_off, act, alpha, loss, loss_param,
-               acc_kind, params, grads, xb, acts, deltas, act_off, stats, shard_loss):
+def run_shards(X, Y, labels, sw, rows, norm, ops, opf, loss, loss_param, acc_kind, params, aux,
+               grads, xb, acts, deltas, stats, seed, t, diag, shard_loss):
     """Every shard of a batch, one after the other (see ``run_shards_parallel``)."""
     n_shards = grads.shape[0]
     for s in range(n_shards):
         lo, hi = split(rows.shape[0], n_shards, s)
-        shard_loss[s] = shard_objective(X, Y, labels, sw, rows[lo:hi], norm, sizes, w_off, b_off,
-                                        act, alpha, loss, loss_param, acc_kind, params, grads[s],
-                                        xb[s], acts[s], deltas[s], act_off, stats[s])
+        shard_loss[s] = shard_objective(X, Y, labels, sw, rows[lo:hi], norm, ops, opf, loss,
+                                        loss_param, acc_kind, params, aux, grads[s], xb[s],
+                                        acts[s], deltas[s], stats[s], seed, t, diag[s])
 
 
 @jit(parallel=True)
-def run_shards_parallel(X, Y, labels, sw, rows, norm, sizes, w_off, b_off, act, alpha, loss,
-                        loss_param, acc_kind, params, grads, xb, acts, deltas, act_off, stats,
-                        shard_loss):
+def run_shards_parallel(X, Y, labels, sw, rows, norm, ops, opf, loss, loss_param, acc_kind,
+                        params, aux, grads, xb, acts, deltas, stats, seed, t, diag, shard_loss):
     """Every shard of a batch, one thread each: shard s takes the s-th run of ``rows`` and
-    writes only ``grads[s]``, ``xb[s]``, ``acts[s]``, ``deltas[s]``, ``stats[s]``."""
+    writes only ``grads[s]``, ``xb[s]``, ``acts[s]``, ``deltas[s]``, ``stats[s]``, ``diag[s]``."""
     n_shards = grads.shape[0]
     for s in prange(n_shards):
         lo, hi = split(rows.shape[0], n_shards, s)
-        shard_loss[s] = shard_objective(X, Y, labels, sw, rows[lo:hi], norm, sizes, w_off, b_off,
-                                        act, alpha, loss, loss_param, acc_kind, params, grads[s],
-                                        xb[s], acts[s], deltas[s], act_off, stats[s])
+        shard_loss[s] = shard_objective(X, Y, labels, sw, rows[lo:hi], norm, ops, opf, loss,
+                                        loss_param, acc_kind, params, aux, grads[s], xb[s],
+                                        acts[s], deltas[s], stats[s], seed, t, diag[s])
 
 
 @jit
-def chunk_norms(params, grads, sizes, w_off, b_off, l1, l2, pscale, seg, parts, c):
+def chunk_norms(params, grads, runs, pscale, seg, parts, c):
     """Sum the shards over chunk c of the parameter vector and return the chunk's squared
     gradient norm (penalty included)."""
     lo, hi = split(params.shape[0], parts, c)
     sum_shards(grads, lo, hi)
-    n_seg = segments(sizes, w_off, b_off, l1, l2, pscale, lo, hi, seg[c])
+    n_seg = segments(runs, pscale, lo, hi, seg[c])
     return grad_sq_norm(params, grads, seg[c], n_seg)
 
 
 @jit
-def chunk_update(opt, params, grads, state, hyper, t, sizes, w_off, b_off, l1, l2, pscale,
-                 scale, summed, seg, parts, c):
+def chunk_update(opt, params, grads, state, hyper, t, runs, pscale, scale, summed, seg, parts, c,
+                 diag, prev):
     """Sum the shards (unless already ``summed``) and update chunk c; returns its penalty."""
     lo, hi = split(params.shape[0], parts, c)
     if not summed:
         sum_shards(grads, lo, hi)
-    n_seg = segments(sizes, w_off, b_off, l1, l2, pscale, lo, hi, seg[c])
-    return optimizer_step(opt, params, grads, state, hyper, t, seg[c], n_seg, scale)
+    n_seg = segments(runs, pscale, lo, hi, seg[c])
+    return optimizer_step(opt, params, grads, state, hyper, t, seg[c], n_seg, scale,
+                          diag[c], prev)
 
 
 @jit
-def run_update(opt, params, grads, state, hyper, t, sizes, w_off, b_off, l1, l2, pscale, seg,
-               chunk_out):
+def run_update(opt, params, grads, state, hyper, t, runs, pscale, seg, chunk_out, diag, prev):
     """Penalty, clipping and update over the whole vector, chunk after chunk; returns the
     penalty's value. ``chunk_out`` (n_chunks,) float64 is scratch."""
     parts = seg.shape[0]
@@ -232,42 +320,36 @@ def run_update(opt, params, grads, state, hyper, t, sizes, w_off, b_off, l1, l2,
     scale = 1.0
     if clipnorm > 0.0:
         for c in range(parts):
-            chunk_out[c] = chunk_norms(params, grads, sizes, w_off, b_off, l1, l2, pscale, seg,
-                                       parts, c)
+            chunk_out[c] = chunk_norms(params, grads, runs, pscale, seg, parts, c)
         scale = clip_scale(chunk_out.sum(), clipnorm)
     for c in range(parts):
-        chunk_out[c] = chunk_update(opt, params, grads, state, hyper, t, sizes, w_off, b_off, l1,
-                                    l2, pscale, scale, clipnorm > 0.0, seg, parts, c)
+        chunk_out[c] = chunk_update(opt, params, grads, state, hyper, t, runs, pscale, scale,
+                                    clipnorm > 0.0, seg, parts, c, diag, prev)
     return chunk_out.sum()
 
 
 @jit(parallel=True)
-def run_update_parallel(opt, params, grads, state, hyper, t, sizes, w_off, b_off, l1, l2, pscale,
-                        seg, chunk_out):
+def run_update_parallel(opt, params, grads, state, hyper, t, runs, pscale, seg, chunk_out, diag,
+                        prev):
     """``run_update`` with the chunks updated side by side, one thread each."""
     parts = seg.shape[0]
     clipnorm = hyper[HP_CLIPNORM]
     scale = 1.0
     if clipnorm > 0.0:
         for c in prange(parts):
-            chunk_out[c] = chunk_norms(params, grads, sizes, w_off, b_off, l1, l2, pscale, seg,
-                                       parts, c)
+            chunk_out[c] = chunk_norms(params, grads, runs, pscale, seg, parts, c)
         scale = clip_scale(chunk_out.sum(), clipnorm)
     for c in prange(parts):
-        chunk_out[c] = chunk_update(opt, params, grads, state, hyper, t, sizes, w_off, b_off, l1,
-                                    l2, pscale, scale, clipnorm > 0.0, seg, parts, c)
+        chunk_out[c] = chunk_update(opt, params, grads, state, hyper, t, runs, pscale, scale,
+                                    clipnorm > 0.0, seg, parts, c, diag, prev)
     return chunk_out.sum()
 
 
 @jit
-def train_epoch(X, Y, labels, sw, order, batch_size, sizes, w_off, b_off, act, alpha, l1, l2,
-                loss, loss_param, acc_kind, opt, hyper, state, t,
-                params, grads, xb, acts, deltas, act_off, seg, scratch, stats, parallel):
+def train_epoch(X, Y, labels, sw, order, batch_size, ops, opf, runs, loss, loss_param, acc_kind,
+                opt, hyper, sched, state, t, params, aux, grads, xb, acts, deltas, seg, scratch,
+                stats, diag, prev, seed, parallel):
     """Train for one epoch: every mini-batch of ``order``, forward, backward and update.
-
-    Each batch is cut into S row shards (S = ``grads.shape[0]``). Each shard's gradient is
-    computed on its own, then the shard gradients are summed in shard order, so the result
-    depends on S but not on how many threads ran the shards.
 
     Parameters
     ----------
@@ -278,26 +360,33 @@ def train_epoch(X, Y, labels, sw, order, batch_size, sizes, w_off, b_off, act, a
     order : int64 array of shape (n_rows,)
         Rows in the order they are visited this epoch (a permutation when shuffling).
         Consecutive slices of ``batch_size`` rows form the batches; the last may be smaller.
-    batch_size : int
+    ops, opf, runs
+        The network (module docstring).
     acc_kind : int
         How accuracy is counted (``ACC_*``); ``ACC_SKIP`` skips all metric sums.
     opt : int
         Optimizer code; ``hyper``, ``state`` as in ``optim.optimizer_step``.
+    sched : float64 array of shape (N_SC,)
+        Learning-rate schedule; when ``sched[SC_PER_STEP]`` is set, ``hyper[HP_LR]`` is
+        rewritten before every step (and left at the last step's value).
     t : int
         Steps taken before this epoch.
-    params : float32 array of shape (P,)
+    params : float32 array of shape (P,); aux : float32 array (running statistics)
         Updated in place.
     grads : float32 array of shape (S, P)
         One gradient per shard.
     xb : float32 array of shape (S, rows, s0); acts, deltas : float32 (S, A)
-        Per-shard work buffers; ``rows`` = ceil(batch_size / S), layer l's block at
-        ``act_off[l]``.
-    seg : float64 array of shape (S, 2 L, 4)
-        Scratch for the update's segments, one table per parameter chunk.
-    scratch : float64 array of shape (2, S)
-        Per-shard losses and per-chunk sums.
-    stats : float64 array of shape (S, N_STATS)
+        Per-shard work buffers (``rows`` = ceil(batch_size / S)).
+    seg : float64 array of shape (S, R, N_SEG); scratch : float64 (2, S)
+        Scratch: the update's segments per parameter chunk; per-shard losses, per-chunk sums.
+    stats : float64 array of shape (S, N_STATS + 3 k)
         Per-shard sums; ``stats[0, ST_LOSS]`` and ``stats[0, ST_ROWS]`` take the loss.
+    diag : float64 array of shape (S, D), or (S, 0) with diagnostics off
+        Per-run gradient and update sums (``optim.optimizer_step``) and dead-unit flags.
+    prev : float32 array of shape (P,) or (0,)
+        Diagnostics scratch.
+    seed : int
+        Dropout's seed.
     parallel : bool
         Run the shards (and the update's chunks) on Numba's thread pool.
 
@@ -313,31 +402,33 @@ def train_epoch(X, Y, labels, sw, order, batch_size, sizes, w_off, b_off, act, a
     shard_loss = scratch[0]
     chunk_out = scratch[1]
     per_sample = loss_param[LP_PENALTY_PER_SAMPLE] != 0.0
+    per_step = sched[SC_PER_STEP] != 0.0
     batch = 0
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         m = stop - start
         rows = order[start:stop]
-        norm = batch_norm(rows, sw, loss_param)
+        norm = loss_norm(rows, sw, loss_param)
         if parallel:
-            run_shards_parallel(X, Y, labels, sw, rows, norm, sizes, w_off, b_off, act, alpha,
-                                loss, loss_param, acc_kind, params, grads, xb, acts, deltas,
-                                act_off, stats, shard_loss)
+            run_shards_parallel(X, Y, labels, sw, rows, norm, ops, opf, loss, loss_param,
+                                acc_kind, params, aux, grads, xb, acts, deltas, stats, seed, t,
+                                diag, shard_loss)
         else:
-            run_shards(X, Y, labels, sw, rows, norm, sizes, w_off, b_off, act, alpha, loss,
-                       loss_param, acc_kind, params, grads, xb, acts, deltas, act_off, stats,
-                       shard_loss)
+            run_shards(X, Y, labels, sw, rows, norm, ops, opf, loss, loss_param, acc_kind,
+                       params, aux, grads, xb, acts, deltas, stats, seed, t, diag, shard_loss)
         value = shard_loss.sum() / norm
         if not np.isfinite(value):
             return batch, t
+        if per_step:
+            hyper[HP_LR] = scheduled_lr(sched, float(t))
         t += 1
         pscale = 1.0 / norm if per_sample else 1.0
         if parallel:
-            value += run_update_parallel(opt, params, grads, state, hyper, t, sizes, w_off, b_off,
-                                         l1, l2, pscale, seg, chunk_out)
+            value += run_update_parallel(opt, params, grads, state, hyper, t, runs, pscale, seg,
+                                         chunk_out, diag, prev)
         else:
-            value += run_update(opt, params, grads, state, hyper, t, sizes, w_off, b_off, l1, l2,
-                                pscale, seg, chunk_out)
+            value += run_update(opt, params, grads, state, hyper, t, runs, pscale, seg,
+                                chunk_out, diag, prev)
         if not np.isfinite(value):
             return batch, t
         stats[0, ST_LOSS] += value * m
@@ -347,43 +438,42 @@ def train_epoch(X, Y, labels, sw, order, batch_size, sizes, w_off, b_off, act, a
 
 
 @jit
-def evaluate(X, Y, labels, sw, sizes, w_off, b_off, act, alpha, loss, loss_param, acc_kind,
-             params, acts, deltas, act_off, chunk, stats):
-    """Loss and metric sums over a whole data set, without updating anything.
+def evaluate(X, Y, labels, sw, ops, opf, loss, loss_param, acc_kind, params, aux, acts, deltas,
+             chunk, stats):
+    """Loss and metric sums over a whole data set (inference mode), without updating anything.
 
-    The data is processed in consecutive chunks of at most ``chunk`` rows (the buffers'
-    row capacity). ``stats[ST_LOSS]`` receives ``sum_i w_i loss_i`` and ``stats[ST_ROWS]`` the
+    The data is processed in consecutive chunks of at most ``chunk`` rows (the buffers' row
+    capacity). ``stats[ST_LOSS]`` receives ``sum_i w_i loss_i`` and ``stats[ST_ROWS]`` the
     normaliser's total (rows, or the weight sum); the penalty is not included.
     """
     n = X.shape[0]
-    last = w_off.shape[0] - 1
-    out_act = LINEAR if is_fused(act[last], loss) else act[last]
+    last = ops.shape[0] - 1
+    k_out = ops[last, OC_OUT]
+    out_act = LINEAR if is_fused(ops[last, OC_ACT], loss) else ops[last, OC_ACT]
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         m = stop - start
         rows = np.arange(start, stop)
         x = X[start:stop]
-        forward_pass(x, sizes, w_off, b_off, act, alpha, out_act, params, acts, act_off)
-        out = block(acts, act_off[last], m, sizes[last + 1])
-        delta = block(deltas, act_off[last], m, sizes[last + 1])
-        stats[ST_LOSS] += loss_delta(loss, act[last], alpha[last], out, Y, labels, rows, sw,
-                                     loss_param, 1.0, delta)
-        stats[ST_ROWS] += batch_norm(rows, sw, loss_param)
+        forward_pass(x, rows, ops, opf, out_act, params, aux, acts, False, 0, 0, np.zeros(0))
+        out = block(acts, ops[last, OC_BUF], m, k_out)
+        delta = block(deltas, ops[last, OC_BUF], m, k_out)
+        stats[ST_LOSS] += loss_delta(loss, ops[last, OC_ACT], opf[last, OF_ALPHA], out, Y,
+                                     labels, rows, sw, loss_param, 1.0, delta)
+        stats[ST_ROWS] += loss_norm(rows, sw, loss_param)
         output_stats(out, Y, labels, rows, sw, acc_kind, stats)
 
 
 @jit
-def predict(X, sizes, w_off, b_off, act, alpha, params, acts, act_off, chunk, out):
-    """Outputs of the network for every row of ``X``, in chunks of at most ``chunk`` rows.
-
-    X : float32 (n, s0); out : float32 (n, sL), overwritten.
-    """
+def predict(X, ops, opf, params, aux, acts, chunk, out):
+    """Outputs of the network for every row of ``X`` (inference mode), in chunks of at most
+    ``chunk`` rows. X : float32 (n, s0); out : float32 (n, k), overwritten."""
     n = X.shape[0]
-    last = w_off.shape[0] - 1
-    k = sizes[last + 1]
+    last = ops.shape[0] - 1
+    k_out = ops[last, OC_OUT]
+    rows = np.zeros(0, np.int64)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
-        x = X[start:stop]
-        forward_pass(x, sizes, w_off, b_off, act, alpha, act[last], params, acts, act_off)
-        result = block(acts, act_off[last], stop - start, k)
-        out[start:stop] = result
+        forward_pass(X[start:stop], rows, ops, opf, ops[last, OC_ACT], params, aux, acts, False,
+                     0, 0, np.zeros(0))
+        out[start:stop] = block(acts, ops[last, OC_BUF], stop - start, k_out)

@@ -1,6 +1,6 @@
 """Dense layer in plain NumPy: the oracle for ``fastbp.kernels.dense``."""
 
-from .activations import act_backward, act_forward
+from .activations import act_forward
 
 
 def dense_forward(a_in, W, b, code, alpha, a_out):
@@ -14,7 +14,6 @@ def dense_grad(a_in, delta, grad_w, grad_b):
     grad_b[...] = delta.sum(axis=0)
 
 
-def dense_backward(delta, W, a_in, code_in, alpha_in, delta_in):
-    """``delta_in = (delta @ W.T) * f_in'``: dL/dz of the layer below, shape (m, n_in)."""
+def dense_backward(delta, W, delta_in):
+    """``delta_in = delta @ W.T``: dL/d(input), shape (m, n_in), from dL/dz (m, n_out)."""
     delta_in[...] = delta @ W.T
-    act_backward(a_in, code_in, alpha_in, delta_in)

@@ -9,8 +9,8 @@ import numpy as np
 
 from ..codes import (
     ACC_ARGMAX, ACC_THRESHOLD, BINARY_CROSSENTROPY, CATEGORICAL_CROSSENTROPY, EPS_PROB, HUBER,
-    LINEAR, LP_HUBER_DELTA, LP_OUT_SCALE, SIGMOID, SOFTMAX, SQUARED_ERROR, ST_ABS_ERR,
-    ST_CORRECT, ST_SQ_ERR, ST_WEIGHT,
+    LINEAR, LP_HUBER_DELTA, LP_OUT_SCALE, N_STATS, SIGMOID, SOFTMAX, SQUARED_ERROR, ST_ABS_ERR,
+    ST_BIN_CORRECT, ST_CORRECT, ST_LOG_LOSS, ST_PER_OUTPUT, ST_SQ_ERR, ST_WEIGHT,
 )
 from .activations import act_backward, sigmoid
 
@@ -87,18 +87,28 @@ def loss_delta(loss, act, alpha, out, Y, labels, rows, sw, loss_param, norm, del
 
 
 def output_stats(out, Y, labels, rows, sw, acc_kind, stats):
-    """Accumulate weighted accuracy and error sums into ``stats``; as in the kernel."""
+    """Accumulate a batch's weighted metric sums into ``stats``; as in the kernel."""
     m, k = out.shape
     sparse = labels.shape[0] > 0
+    T = batch_targets(Y, labels, rows, k, np.float64)
     w = sw[rows].astype(np.float64) if sw.shape[0] > 0 else np.ones(m)
+    a = out.astype(np.float64)
+    p = np.clip(out, EPS_PROB, 1.0 - EPS_PROB).astype(np.float64)
     stats[ST_WEIGHT] += w.sum()
+    binary_right = ((out > 0.5) == (T > 0.5)).mean(axis=1)
+    stats[ST_BIN_CORRECT] += (w * binary_right).sum()
     if acc_kind == ACC_ARGMAX:
-        target = labels[rows] if sparse else Y[rows].argmax(axis=1)
-        stats[ST_CORRECT] += (w * (out.argmax(axis=1) == target)).sum()
+        stats[ST_CORRECT] += (w * (a.argmax(axis=1) == T.argmax(axis=1))).sum()
+        stats[ST_LOG_LOSS] += (w * -(T * np.log(p)).sum(axis=1)).sum()
     elif acc_kind == ACC_THRESHOLD:
-        right = ((out > 0.5) == (Y[rows] > 0.5)).mean(axis=1)
-        stats[ST_CORRECT] += (w * right).sum()
+        stats[ST_CORRECT] += (w * binary_right).sum()
+        bce = -(T * np.log(p) + (1 - T) * np.log(1 - p)).mean(axis=1)
+        stats[ST_LOG_LOSS] += (w * bce).sum()
     if not sparse:
-        d = out.astype(np.float64) - Y[rows]
+        d = a - T
         stats[ST_ABS_ERR] += (w * np.abs(d).mean(axis=1)).sum()
         stats[ST_SQ_ERR] += (w * (d * d).mean(axis=1)).sum()
+        per_output = stats[N_STATS:N_STATS + ST_PER_OUTPUT * k].reshape(k, ST_PER_OUTPUT)
+        per_output[:, 0] += w @ T
+        per_output[:, 1] += w @ (T * T)
+        per_output[:, 2] += w @ (d * d)

@@ -6,7 +6,7 @@ Every rule is written once, as a formula over a run of the vector, in the dtype 
 import numpy as np
 
 from ..codes import (
-    ADAGRAD, ADAM, ADAMW, HP_BETA1, HP_BETA2, HP_CLIPVALUE, HP_EPS, HP_LR, HP_MOMENTUM,
+    ADAGRAD, ADAM, ADAMW, DG_PER_RUN, HP_BETA1, HP_BETA2, HP_CLIPVALUE, HP_EPS, HP_LR, HP_MOMENTUM,
     HP_NESTEROV, HP_RHO, HP_WEIGHT_DECAY, RMSPROP, SGD,
 )
 
@@ -22,37 +22,30 @@ def sum_shards(grads, lo, hi):
         grads[0, lo:hi] += grads[s, lo:hi]
 
 
-def segments(sizes, w_off, b_off, l1, l2, scale, lo, hi, seg):
-    """Runs ``(start, stop, c1, c2)`` of equal penalty inside [lo, hi): each W, then its b."""
+def segments(runs, scale, lo, hi, seg):
+    """Rows (start, stop, l1 * scale, l2 * scale, run) of the runs cut to [lo, hi); returns the count."""
     count = 0
-    for l in range(len(w_off)):
-        runs = ((w_off[l], w_off[l] + sizes[l] * sizes[l + 1], l1[l] * scale, l2[l] * scale),
-                (b_off[l], b_off[l] + sizes[l + 1], 0.0, 0.0))
-        for start, stop, c1, c2 in runs:
-            a, b = max(lo, start), min(hi, stop)
-            if a < b:
-                seg[count] = (a, b, c1, c2)
-                count += 1
+    for r, (start, stop, l1, l2) in enumerate(runs):
+        a, b = max(lo, int(start)), min(hi, int(stop))
+        if a < b:
+            seg[count] = (a, b, l1 * scale, l2 * scale, r)
+            count += 1
     return count
 
 
-def penalty(params, grads, sizes, w_off, l1, l2, scale):
-    """Add the gradient of ``scale * sum_l (l2 ||W_l||^2 + l1 |W_l|_1)`` to grads; return its value."""
+def penalty(params, grads, runs, scale):
+    """Add the gradient of ``scale * sum over runs (l1 |w|_1 + l2 ||w||^2)`` to grads; return its value."""
     value = 0.0
-    for layer in range(len(w_off)):
-        c1, c2 = l1[layer] * scale, l2[layer] * scale
-        if c1 == 0.0 and c2 == 0.0:
-            continue
-        start = w_off[layer]
-        stop = start + sizes[layer] * sizes[layer + 1]
-        value += add_penalty(params[start:stop], grads[start:stop], c1, c2)
+    for start, stop, l1, l2 in runs:
+        lo, hi = int(start), int(stop)
+        value += add_penalty(params[lo:hi], grads[lo:hi], l1 * scale, l2 * scale)
     return value
 
 
 def grad_sq_norm(params, grads, seg, n_seg):
     """Squared L2 norm of ``grads[0]`` plus the penalty's gradient over the segments."""
     total = 0.0
-    for start, stop, c1, c2 in seg[:n_seg]:
+    for start, stop, c1, c2, _ in seg[:n_seg]:
         lo, hi = int(start), int(stop)
         g = grads[0, lo:hi] + penalty_grad(params[lo:hi], c1, 2.0 * c2)
         total += float(np.dot(g, g))
@@ -73,10 +66,8 @@ def add_penalty(w, g, c1, c2):
     return c2 * float(np.dot(w, w)) + c1 * float(np.abs(w).sum())
 
 
-def update_segment(code, w, g, s0, s1, hyper, t, c1, c2, scale):
-    """One step on a run ``w`` (updated) with gradient ``g`` and state ``s0``, ``s1``; all (n,).
-    Returns the penalty's value over the run, from the weights before the step."""
-    value = add_penalty(w, g, c1, c2)
+def update_segment(code, w, g, s0, s1, hyper, t, scale):
+    """One step on a run ``w`` (updated) with gradient ``g`` (penalty in) and state ``s0``, ``s1``."""
     hyper = [float(h) for h in hyper]  # Python floats: arithmetic stays in the dtype of w
     g = g * float(scale)
     if hyper[HP_CLIPVALUE] > 0.0:
@@ -114,15 +105,30 @@ def update_segment(code, w, g, s0, s1, hyper, t, c1, c2, scale):
         w -= lr * g / (np.sqrt(accumulator) + hyper[HP_EPS])
     else:
         raise ValueError(f"unknown optimizer code {code}")
-    return value
 
 
-def optimizer_step(code, params, grads, state, hyper, t, seg, n_seg, scale):
+def sum_squares(x):
+    return float(np.dot(x, x))
+
+
+def sum_sq_diff(x, y):
+    d = x - y
+    return float(np.dot(d, d))
+
+
+def optimizer_step(code, params, grads, state, hyper, t, seg, n_seg, scale, diag, prev):
     """One update of ``params`` (P,) and ``state`` over the segments; ``grads`` is (S, P) with
-    the summed gradient in row 0. Returns the penalty's value."""
+    the summed gradient in row 0. Returns the penalty's value. With ``diag`` non-empty, adds
+    per run the squared gradient norm and the squared update norm (``prev`` is scratch)."""
     value = 0.0
-    for start, stop, c1, c2 in seg[:n_seg]:
-        lo, hi = int(start), int(stop)
-        value += update_segment(code, params[lo:hi], grads[0, lo:hi], state[0, lo:hi],
-                                state[-1, lo:hi], hyper, t, c1, c2, scale)
+    for start, stop, c1, c2, run in seg[:n_seg]:
+        lo, hi, run = int(start), int(stop), int(run)
+        w, g = params[lo:hi], grads[0, lo:hi]
+        value += add_penalty(w, g, c1, c2)
+        if len(diag):
+            prev[lo:hi] = w
+            diag[DG_PER_RUN * run] += sum_squares(g)
+        update_segment(code, w, g, state[0, lo:hi], state[-1, lo:hi], hyper, t, scale)
+        if len(diag):
+            diag[DG_PER_RUN * run + 1] += sum_sq_diff(w, prev[lo:hi])
     return value

@@ -2,17 +2,24 @@
 
 Same functions, same arguments, same buffers as the compiled loop, so a model can train on
 either (``backend="numpy"``) and the two can be compared step by step. Works in any float
-dtype: give it float64 arrays for gradient checks.
+dtype: give it float64 arrays for gradient checks. Read ``forward_pass`` and
+``backward_pass`` for backpropagation written out one operation at a time.
 """
 
 import numpy as np
 
 from ..codes import (
-    ACC_SKIP, HP_CLIPNORM, LINEAR, LP_NORM_BY_WEIGHT, LP_PENALTY_PER_SAMPLE, OK, ST_LOSS, ST_ROWS,
+    ACC_SKIP, HP_CLIPNORM, HP_LR, LINEAR, LP_NORM_BY_WEIGHT, LP_PENALTY_PER_SAMPLE, OC_ACT,
+    OC_ALIVE, OC_AUX, OC_BUF, OC_IN, OC_KIND, OC_OUT, OC_PARAM, OC_XHAT, OF_ALPHA, OF_EPS,
+    OF_MOMENTUM, OF_RATE, OK, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, SC_PER_STEP, ST_LOSS, ST_ROWS,
 )
+from .activations import act_backward
+from .batchnorm import batchnorm_backward, batchnorm_infer, batchnorm_train
 from .dense import dense_backward, dense_forward, dense_grad
+from .dropout import dropout_mask_apply
 from .losses import is_fused, loss_delta, output_stats
 from .optim import clip_scale, grad_sq_norm, optimizer_step, penalty, segments, sum_shards
+from .schedules import scheduled_lr
 
 
 def block(buf, offset, rows, cols):
@@ -25,79 +32,128 @@ def gather_rows(X, rows, out):
     out[...] = X[rows]
 
 
-def batch_norm(rows, sw, loss_param):
+def loss_norm(rows, sw, loss_param):
     """The batch loss's normaliser: the row count, or the sum of the rows' sample weights."""
     if sw.shape[0] == 0 or loss_param[LP_NORM_BY_WEIGHT] == 0.0:
         return float(len(rows))
     return float(sw[rows].astype(np.float64).sum())
 
 
-def forward_pass(x, sizes, w_off, b_off, act, alpha, out_act, params, acts, act_off):
-    """Forward pass; layer l's output goes to ``block(acts, act_off[l], m, sizes[l + 1])``."""
+def op_input(x, ops, k, acts, m):
+    """The input of op k: the batch for the first op, else the previous op's output."""
+    return x if k == 0 else block(acts, ops[k - 1, OC_BUF], m, ops[k, OC_IN])
+
+
+def mark_alive(a, flags):
+    """Mark the units (columns of ``a``) with a positive output in some row."""
+    flags[(a > 0).any(axis=0)] = 1.0
+
+
+def forward_pass(x, rows, ops, opf, out_act, params, aux, acts, training, seed, t, alive):
+    """Forward pass: op k's output goes to its block ``ops[k, OC_BUF]`` of ``acts``."""
     m = x.shape[0]
-    n_layers = len(w_off)
-    a_in = x
-    for l in range(n_layers):
-        W = block(params, w_off[l], sizes[l], sizes[l + 1])
-        b = params[b_off[l]:b_off[l] + sizes[l + 1]]
-        a_out = block(acts, act_off[l], m, sizes[l + 1])
-        code = act[l] if l < n_layers - 1 else out_act
-        dense_forward(a_in, W, b, code, alpha[l], a_out)
-        a_in = a_out
+    n_ops = len(ops)
+    for k in range(n_ops):
+        kind, n_in, n_out, p = ops[k, OC_KIND], ops[k, OC_IN], ops[k, OC_OUT], ops[k, OC_PARAM]
+        a_in = op_input(x, ops, k, acts, m)
+        a_out = block(acts, ops[k, OC_BUF], m, n_out)
+        code = ops[k, OC_ACT] if k < n_ops - 1 else out_act
+        if kind == OP_DENSE:
+            W = block(params, p, n_in, n_out)
+            b = params[p + n_in * n_out:p + n_in * n_out + n_out]
+            dense_forward(a_in, W, b, code, opf[k, OF_ALPHA], a_out)
+            if len(alive) and ops[k, OC_ALIVE] >= 0:
+                mark_alive(a_out, alive[ops[k, OC_ALIVE]:ops[k, OC_ALIVE] + n_out])
+        elif kind == OP_BATCHNORM:
+            gamma, beta = params[p:p + n_out], params[p + n_out:p + 2 * n_out]
+            a0 = ops[k, OC_AUX]
+            run_mean, run_var = aux[a0:a0 + n_out], aux[a0 + n_out:a0 + 2 * n_out]
+            if training:
+                h = ops[k, OC_XHAT]
+                batchnorm_train(a_in, gamma, beta, code, opf[k, OF_ALPHA], opf[k, OF_MOMENTUM],
+                                opf[k, OF_EPS], block(acts, h + 2 * n_out, m, n_out),
+                                acts[h:h + n_out], acts[h + n_out:h + 2 * n_out], run_mean,
+                                run_var, a_out)
+            else:
+                batchnorm_infer(a_in, gamma, beta, code, opf[k, OF_ALPHA], opf[k, OF_EPS],
+                                run_mean, run_var, a_out)
+        elif training and opf[k, OF_RATE] > 0.0:
+            dropout_mask_apply(a_in, rows, opf[k, OF_RATE], seed, t, k, a_out)
+        else:
+            a_out[...] = a_in
 
 
-def backward_pass(x, sizes, w_off, b_off, act, alpha, params, grads, acts, deltas, act_off):
-    """Backward pass from the last layer's delta; ``grads`` is overwritten."""
+def backward_pass(x, rows, ops, opf, params, grads, acts, deltas, seed, t):
+    """Backward pass from the last op's delta (dL/dz); ``grads`` (P,) is overwritten."""
     m = x.shape[0]
-    for l in reversed(range(len(w_off))):
-        delta = block(deltas, act_off[l], m, sizes[l + 1])
-        a_in = x if l == 0 else block(acts, act_off[l - 1], m, sizes[l])
-        grad_w = block(grads, w_off[l], sizes[l], sizes[l + 1])
-        grad_b = grads[b_off[l]:b_off[l] + sizes[l + 1]]
-        dense_grad(a_in, delta, grad_w, grad_b)
-        if l > 0:
-            W = block(params, w_off[l], sizes[l], sizes[l + 1])
-            delta_in = block(deltas, act_off[l - 1], m, sizes[l])
-            dense_backward(delta, W, a_in, act[l - 1], alpha[l - 1], delta_in)
+    n_ops = len(ops)
+    for k in reversed(range(n_ops)):
+        kind, n_in, n_out, p = ops[k, OC_KIND], ops[k, OC_IN], ops[k, OC_OUT], ops[k, OC_PARAM]
+        if kind == OP_DROPOUT and k == 0:
+            break
+        g = block(deltas, ops[k, OC_BUF], m, n_out)            # dL/d(output of op k)
+        a_in = op_input(x, ops, k, acts, m)
+        delta_in = block(deltas, ops[k - 1, OC_BUF], m, n_in) if k > 0 else None
+        if k < n_ops - 1 and kind != OP_DROPOUT:               # now dL/d(pre-activation)
+            act_backward(block(acts, ops[k, OC_BUF], m, n_out), ops[k, OC_ACT],
+                         opf[k, OF_ALPHA], g)
+        if kind == OP_DENSE:
+            W = block(params, p, n_in, n_out)
+            dense_grad(a_in, g, block(grads, p, n_in, n_out),
+                       grads[p + n_in * n_out:p + n_in * n_out + n_out])
+            if k > 0:
+                dense_backward(g, W, delta_in)
+        elif kind == OP_BATCHNORM:
+            h = ops[k, OC_XHAT]
+            batchnorm_backward(g, block(acts, h + 2 * n_out, m, n_out), acts[h:h + n_out],
+                               params[p:p + n_out], grads[p:p + n_out],
+                               grads[p + n_out:p + 2 * n_out], delta_in, k > 0)
+        elif opf[k, OF_RATE] > 0.0:
+            dropout_mask_apply(g, rows, opf[k, OF_RATE], seed, t, k, delta_in)
+        else:
+            delta_in[...] = g
 
 
-def batch_objective(x, Y, labels, rows, sw, sizes, w_off, b_off, act, alpha, l1, l2,
-                    loss, loss_param, params, grads, acts, deltas, act_off):
+def forward_backward(x, Y, labels, rows, sw, norm, ops, opf, loss, loss_param, params, aux,
+                     grad, acts, deltas, seed, t, alive):
+    """Forward, loss, backward of one batch in training mode; returns ``sum_i w_i loss_i``."""
+    m = x.shape[0]
+    last = len(ops) - 1
+    out_act = LINEAR if is_fused(ops[last, OC_ACT], loss) else ops[last, OC_ACT]
+    forward_pass(x, rows, ops, opf, out_act, params, aux, acts, True, seed, t, alive)
+    out = block(acts, ops[last, OC_BUF], m, ops[last, OC_OUT])
+    delta = block(deltas, ops[last, OC_BUF], m, ops[last, OC_OUT])
+    data = loss_delta(loss, ops[last, OC_ACT], opf[last, OF_ALPHA], out, Y, labels, rows, sw,
+                      loss_param, norm, delta)
+    backward_pass(x, rows, ops, opf, params, grad, acts, deltas, seed, t)
+    return data
+
+
+def batch_objective(x, Y, labels, rows, sw, ops, opf, runs, loss, loss_param, params, aux,
+                    grads, acts, deltas, seed, t):
     """Loss of one batch (``sum_i w_i loss_i / norm + penalty``) and its gradient in ``grads``."""
-    m = x.shape[0]
-    last = len(w_off) - 1
-    out_act = LINEAR if is_fused(act[last], loss) else act[last]
-    forward_pass(x, sizes, w_off, b_off, act, alpha, out_act, params, acts, act_off)
-    norm = batch_norm(rows, sw, loss_param)
-    out = block(acts, act_off[last], m, sizes[last + 1])
-    delta = block(deltas, act_off[last], m, sizes[last + 1])
-    data = loss_delta(loss, act[last], alpha[last], out, Y, labels, rows, sw, loss_param,
-                      norm, delta)
-    backward_pass(x, sizes, w_off, b_off, act, alpha, params, grads, acts, deltas, act_off)
+    norm = loss_norm(rows, sw, loss_param)
+    data = forward_backward(x, Y, labels, rows, sw, norm, ops, opf, loss, loss_param, params,
+                            aux, grads, acts, deltas, seed, t, np.zeros(0))
     scale = 1.0 / norm if loss_param[LP_PENALTY_PER_SAMPLE] != 0.0 else 1.0
-    return data / norm + penalty(params, grads, sizes, w_off, l1, l2, scale)
+    return data / norm + penalty(params, grads, runs, scale)
 
 
-def shard_objective(X, Y, labels, sw, rows, norm, sizes, w_off, b_off, act, alpha, loss,
-                    loss_param, acc_kind, params, grad, xb, acts, deltas, act_off, stats):
-    """Gather, forward, loss, backward for one shard; ``grad`` (P,) overwritten.
-    Returns ``sum_i w_i loss_i`` over the shard's rows."""
+def shard_objective(X, Y, labels, sw, rows, norm, ops, opf, loss, loss_param, acc_kind, params,
+                    aux, grad, xb, acts, deltas, stats, seed, t, alive):
+    """Gather, forward, loss, backward for one shard; returns ``sum_i w_i loss_i``."""
     m = len(rows)
     if m == 0:
         grad[:] = 0.0
         return 0.0
-    last = len(w_off) - 1
     x = xb[:m]
     gather_rows(X, rows, x)
-    out_act = LINEAR if is_fused(act[last], loss) else act[last]
-    forward_pass(x, sizes, w_off, b_off, act, alpha, out_act, params, acts, act_off)
-    out = block(acts, act_off[last], m, sizes[last + 1])
-    delta = block(deltas, act_off[last], m, sizes[last + 1])
-    data = loss_delta(loss, act[last], alpha[last], out, Y, labels, rows, sw, loss_param,
-                      norm, delta)
-    backward_pass(x, sizes, w_off, b_off, act, alpha, params, grad, acts, deltas, act_off)
+    data = forward_backward(x, Y, labels, rows, sw, norm, ops, opf, loss, loss_param, params,
+                            aux, grad, acts, deltas, seed, t, alive)
     if acc_kind != ACC_SKIP:
-        output_stats(out, Y, labels, rows, sw, acc_kind, stats)
+        last = len(ops) - 1
+        output_stats(block(acts, ops[last, OC_BUF], m, ops[last, OC_OUT]), Y, labels, rows, sw,
+                     acc_kind, stats)
     return data
 
 
@@ -108,61 +164,60 @@ def split(n, parts, k):
     return lo, min(lo + size, n)
 
 
-def run_shards(X, Y, labels, sw, rows, norm, sizes, w_off, b_off, act, alpha, loss, loss_param,
-               acc_kind, params, grads, xb, acts, deltas, act_off, stats, shard_loss):
+def run_shards(X, Y, labels, sw, rows, norm, ops, opf, loss, loss_param, acc_kind, params, aux,
+               grads, xb, acts, deltas, stats, seed, t, diag, shard_loss):
     """Every shard of a batch: shard s takes the s-th run of ``rows``, writes ``grads[s]``."""
     n_shards = grads.shape[0]
     for s in range(n_shards):
         lo, hi = split(len(rows), n_shards, s)
-        shard_loss[s] = shard_objective(X, Y, labels, sw, rows[lo:hi], norm, sizes, w_off, b_off,
-                                        act, alpha, loss, loss_param, acc_kind, params, grads[s],
-                                        xb[s], acts[s], deltas[s], act_off, stats[s])
+        shard_loss[s] = shard_objective(X, Y, labels, sw, rows[lo:hi], norm, ops, opf, loss,
+                                        loss_param, acc_kind, params, aux, grads[s], xb[s],
+                                        acts[s], deltas[s], stats[s], seed, t, diag[s])
 
 
 run_shards_parallel = run_shards  # the reference has no threads
 
 
-def chunk_norms(params, grads, sizes, w_off, b_off, l1, l2, pscale, seg, parts, c):
+def chunk_norms(params, grads, runs, pscale, seg, parts, c):
     """Sum the shards over chunk c; return its squared gradient norm (penalty included)."""
     lo, hi = split(len(params), parts, c)
     sum_shards(grads, lo, hi)
-    n_seg = segments(sizes, w_off, b_off, l1, l2, pscale, lo, hi, seg[c])
+    n_seg = segments(runs, pscale, lo, hi, seg[c])
     return grad_sq_norm(params, grads, seg[c], n_seg)
 
 
-def chunk_update(opt, params, grads, state, hyper, t, sizes, w_off, b_off, l1, l2, pscale,
-                 scale, summed, seg, parts, c):
+def chunk_update(opt, params, grads, state, hyper, t, runs, pscale, scale, summed, seg, parts, c,
+                 diag, prev):
     """Sum the shards (unless already ``summed``) and update chunk c; returns its penalty."""
     lo, hi = split(len(params), parts, c)
     if not summed:
         sum_shards(grads, lo, hi)
-    n_seg = segments(sizes, w_off, b_off, l1, l2, pscale, lo, hi, seg[c])
-    return optimizer_step(opt, params, grads, state, hyper, t, seg[c], n_seg, scale)
+    n_seg = segments(runs, pscale, lo, hi, seg[c])
+    return optimizer_step(opt, params, grads, state, hyper, t, seg[c], n_seg, scale, diag[c],
+                          prev)
 
 
-def run_update(opt, params, grads, state, hyper, t, sizes, w_off, b_off, l1, l2, pscale, seg,
-               chunk_out):
+def run_update(opt, params, grads, state, hyper, t, runs, pscale, seg, chunk_out, diag, prev):
     """Penalty, clipping and update over the whole vector, chunk by chunk; returns the penalty."""
     parts = seg.shape[0]
     clipnorm = hyper[HP_CLIPNORM]
     scale = 1.0
     if clipnorm > 0.0:
         for c in range(parts):
-            chunk_out[c] = chunk_norms(params, grads, sizes, w_off, b_off, l1, l2, pscale, seg,
-                                       parts, c)
+            chunk_out[c] = chunk_norms(params, grads, runs, pscale, seg, parts, c)
         scale = clip_scale(chunk_out.sum(), clipnorm)
     for c in range(parts):
-        chunk_out[c] = chunk_update(opt, params, grads, state, hyper, t, sizes, w_off, b_off, l1,
-                                    l2, pscale, scale, clipnorm > 0.0, seg, parts, c)
+        chunk_out[c] = chunk_update(opt, params, grads, state, hyper, t, runs, pscale, scale,
+                                    clipnorm > 0.0, seg, parts, c, diag, prev)
     return chunk_out.sum()
 
 
 run_update_parallel = run_update
 
 
-def train_epoch(X, Y, labels, sw, order, batch_size, sizes, w_off, b_off, act, alpha, l1, l2,
-                loss, loss_param, acc_kind, opt, hyper, state, t,
-                params, grads, xb, acts, deltas, act_off, seg, scratch, stats, parallel):
+def train_epoch(X, Y, labels, sw, order, batch_size, ops, opf, runs, loss, loss_param, acc_kind,
+                opt, hyper, sched, state, t, params, aux, grads, xb, acts, deltas, seg, scratch,
+                stats, diag, prev, seed, parallel):
     """One epoch of mini-batch training; returns ``(status, t)`` like the compiled loop."""
     n = len(order)
     shard_loss, chunk_out = scratch[0], scratch[1]
@@ -170,17 +225,18 @@ def train_epoch(X, Y, labels, sw, order, batch_size, sizes, w_off, b_off, act, a
     for batch, start in enumerate(range(0, n, batch_size)):
         rows = order[start:start + batch_size]
         m = len(rows)
-        norm = batch_norm(rows, sw, loss_param)
-        run_shards(X, Y, labels, sw, rows, norm, sizes, w_off, b_off, act, alpha, loss,
-                   loss_param, acc_kind, params, grads, xb, acts, deltas, act_off, stats,
-                   shard_loss)
+        norm = loss_norm(rows, sw, loss_param)
+        run_shards(X, Y, labels, sw, rows, norm, ops, opf, loss, loss_param, acc_kind, params,
+                   aux, grads, xb, acts, deltas, stats, seed, t, diag, shard_loss)
         value = shard_loss.sum() / norm
         if not np.isfinite(value):
             return batch, t
+        if sched[SC_PER_STEP] != 0.0:
+            hyper[HP_LR] = scheduled_lr(sched, float(t))
         t += 1
         pscale = 1.0 / norm if per_sample else 1.0
-        value += run_update(opt, params, grads, state, hyper, t, sizes, w_off, b_off, l1, l2,
-                            pscale, seg, chunk_out)
+        value += run_update(opt, params, grads, state, hyper, t, runs, pscale, seg, chunk_out,
+                            diag, prev)
         if not np.isfinite(value):
             return batch, t
         stats[0, ST_LOSS] += value * m
@@ -188,30 +244,32 @@ def train_epoch(X, Y, labels, sw, order, batch_size, sizes, w_off, b_off, act, a
     return OK, t
 
 
-def evaluate(X, Y, labels, sw, sizes, w_off, b_off, act, alpha, loss, loss_param, acc_kind,
-             params, acts, deltas, act_off, chunk, stats):
+def evaluate(X, Y, labels, sw, ops, opf, loss, loss_param, acc_kind, params, aux, acts, deltas,
+             chunk, stats):
     """Loss and metric sums over a data set in chunks of ``chunk`` rows (penalty excluded)."""
     n = X.shape[0]
-    last = len(w_off) - 1
-    out_act = LINEAR if is_fused(act[last], loss) else act[last]
+    last = len(ops) - 1
+    k_out = ops[last, OC_OUT]
+    out_act = LINEAR if is_fused(ops[last, OC_ACT], loss) else ops[last, OC_ACT]
     for start in range(0, n, chunk):
         rows = np.arange(start, min(start + chunk, n))
         m = len(rows)
-        forward_pass(X[rows], sizes, w_off, b_off, act, alpha, out_act, params, acts, act_off)
-        out = block(acts, act_off[last], m, sizes[last + 1])
-        delta = block(deltas, act_off[last], m, sizes[last + 1])
-        stats[ST_LOSS] += loss_delta(loss, act[last], alpha[last], out, Y, labels, rows, sw,
-                                     loss_param, 1.0, delta)
-        stats[ST_ROWS] += batch_norm(rows, sw, loss_param)
+        forward_pass(X[rows], rows, ops, opf, out_act, params, aux, acts, False, 0, 0,
+                     np.zeros(0))
+        out = block(acts, ops[last, OC_BUF], m, k_out)
+        delta = block(deltas, ops[last, OC_BUF], m, k_out)
+        stats[ST_LOSS] += loss_delta(loss, ops[last, OC_ACT], opf[last, OF_ALPHA], out, Y,
+                                     labels, rows, sw, loss_param, 1.0, delta)
+        stats[ST_ROWS] += loss_norm(rows, sw, loss_param)
         output_stats(out, Y, labels, rows, sw, acc_kind, stats)
 
 
-def predict(X, sizes, w_off, b_off, act, alpha, params, acts, act_off, chunk, out):
-    """Outputs of the network for every row of X (n, s0) into ``out`` (n, sL)."""
+def predict(X, ops, opf, params, aux, acts, chunk, out):
+    """Outputs of the network for every row of X (n, s0) into ``out`` (n, k), inference mode."""
     n = X.shape[0]
-    last = len(w_off) - 1
+    last = len(ops) - 1
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
-        forward_pass(X[start:stop], sizes, w_off, b_off, act, alpha, act[last], params, acts,
-                     act_off)
-        out[start:stop] = block(acts, act_off[last], stop - start, sizes[last + 1])
+        forward_pass(X[start:stop], np.zeros(0, np.int64), ops, opf, ops[last, OC_ACT], params,
+                     aux, acts, False, 0, 0, np.zeros(0))
+        out[start:stop] = block(acts, ops[last, OC_BUF], stop - start, ops[last, OC_OUT])

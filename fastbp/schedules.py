@@ -47,7 +47,8 @@ class Schedule:
         """float64 array of shape (N_SC,) read by the kernels."""
         s = np.zeros(codes.N_SC)
         s[codes.SC_CODE] = self.code
-        s[codes.SC_PER_STEP] = float(self.unit == "step")
+        # a constant rate needs no evaluation inside the epoch
+        s[codes.SC_PER_STEP] = float(self.unit == "step" and self.code != codes.SCHED_CONSTANT)
         s[codes.SC_LR] = self.initial_learning_rate
         s[codes.SC_A], s[codes.SC_B] = self._ab()
         s[codes.SC_FACTOR] = factor

@@ -42,3 +42,11 @@ def test_readme_example_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {})
     assert (tmp_path / "digits.npz").exists()
+
+
+def test_early_stopping_example_saves_its_curves(tmp_path):
+    png = tmp_path / "curves.png"
+    out = run(str(ROOT / "examples" / "early_stopping.py"), str(png))
+    assert "best epoch" in out and "test accuracy 0.9" in out
+    pytest.importorskip("matplotlib")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -17,7 +17,7 @@ _ZERO = np.float32(0.0)
 _ONE = np.float32(1.0)
 
 
-@jit
+@jit(inline="always")
 def sigmoid(x):
     """Scalar ``1 / (1 + exp(-x))`` without overflow for large |x|."""
     e = np.exp(-abs(x))

@@ -27,7 +27,7 @@ _TO_UNIT = np.float32(2.0 ** -24)
 _ZERO = np.float32(0.0)
 
 
-@jit
+@jit(inline="always")
 def uniform(seed, step, op, row, unit):
     """A float32 in [0, 1) determined by the five integers (24 random bits)."""
     x = (np.uint64(seed) * _K_SEED) ^ (np.uint64(step) * _K_STEP) ^ (np.uint64(op) * _K_OP) \

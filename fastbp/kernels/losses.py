@@ -38,7 +38,7 @@ _EPS = np.float32(EPS_PROB)
 _ONE_MINUS_EPS = np.float32(1.0 - EPS_PROB)
 
 
-@jit
+@jit(inline="always")
 def is_fused(act, loss):
     """True when ``act`` is the natural output activation of ``loss`` (fused shortcut)."""
     return ((act == SOFTMAX and loss == CATEGORICAL_CROSSENTROPY)
@@ -93,20 +93,24 @@ def loss_delta(loss, act, alpha, out, Y, labels, rows, sw, loss_param, norm, del
             for j in range(1, k):
                 if out[i, j] > top:
                     top = out[i, j]
-            total_e = _ZERO
-            for j in range(k):
-                total_e += np.exp(out[i, j] - top)
-            lse = top + np.log(total_e)
-            if sparse:
-                y_sum = _ONE
-                row_loss = lse - out[i, labels[r]]
-            else:
+            # one exp per logit: keep e_j = exp(z_j - top) in place of z_j
+            y_sum = _ONE
+            y_dot_z = out[i, labels[r]] if sparse else _ZERO
+            if not sparse:
                 y_sum = _ZERO
                 for j in range(k):
                     y_sum += Y[r, j]
-                    row_loss += Y[r, j] * (lse - out[i, j])
+                    y_dot_z += Y[r, j] * out[i, j]
+            total_e = _ZERO
             for j in range(k):
-                p = np.exp(out[i, j] - lse)
+                e = np.exp(out[i, j] - top)
+                out[i, j] = e
+                total_e += e
+            lse = top + np.log(total_e)
+            row_loss = y_sum * lse - y_dot_z
+            inv = _ONE / total_e
+            for j in range(k):
+                p = out[i, j] * inv
                 out[i, j] = p
                 delta[i, j] = c * p * y_sum
             if sparse:

@@ -29,7 +29,7 @@ _ZERO = np.float32(0.0)
 _ONE = np.float32(1.0)
 
 
-@jit
+@jit(inline="always")
 def penalty_grad(w, c1, two_c2):
     """Gradient of ``c1 |w| + c2 w^2`` (``two_c2 = 2 c2``), float32 in and out."""
     return two_c2 * w + (c1 if w > _ZERO else (-c1 if w < _ZERO else _ZERO))

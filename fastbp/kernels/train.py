@@ -36,7 +36,7 @@ from .optim import clip_scale, grad_sq_norm, optimizer_step, penalty, segments, 
 from .schedules import scheduled_lr
 
 
-@jit
+@jit(inline="always")
 def block(buf, offset, rows, cols):
     """View ``buf[offset : offset + rows * cols]`` as a C-contiguous (rows, cols) matrix."""
     return buf[offset:offset + rows * cols].reshape((rows, cols))
@@ -66,7 +66,7 @@ def loss_norm(rows, sw, loss_param):
     return total
 
 
-@jit
+@jit(inline="always")
 def op_input(x, ops, k, acts, m):
     """The input of op k: the batch itself for the first op, else the previous op's output."""
     return x if k == 0 else block(acts, ops[k - 1, OC_BUF], m, ops[k, OC_IN])
@@ -252,7 +252,7 @@ def shard_objective(X, Y, labels, sw, rows, norm, ops, opf, loss, loss_param, ac
     return data
 
 
-@jit
+@jit(inline="always")
 def split(n, parts, k):
     """Bounds of part k when ``range(n)`` is cut into ``parts`` nearly equal runs."""
     size = (n + parts - 1) // parts

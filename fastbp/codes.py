@@ -14,6 +14,7 @@ ELU = 3
 SIGMOID = 4
 TANH = 5
 SOFTMAX = 6
+EXP = 7
 
 #: name -> code; the Python API resolves user strings through this table.
 ACTIVATIONS = {
@@ -24,8 +25,10 @@ ACTIVATIONS = {
     "sigmoid": SIGMOID,
     "tanh": TANH,
     "softmax": SOFTMAX,
+    "exponential": EXP,
 }
-ACTIVATION_ALIASES = {"identity": "linear", "logistic": "sigmoid", None: "linear"}
+ACTIVATION_ALIASES = {"identity": "linear", "logistic": "sigmoid", "exp": "exponential",
+                      None: "linear"}
 #: default value of the activation's parameter (negative slope, ELU alpha); 0 where unused.
 ACTIVATION_DEFAULT_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
 
@@ -92,12 +95,14 @@ SQUARED_ERROR = 0
 HUBER = 1
 BINARY_CROSSENTROPY = 2
 CATEGORICAL_CROSSENTROPY = 3
+POISSON = 4
 
 LOSSES = {
     "squared_error": SQUARED_ERROR,
     "huber": HUBER,
     "binary_crossentropy": BINARY_CROSSENTROPY,
     "categorical_crossentropy": CATEGORICAL_CROSSENTROPY,
+    "poisson": POISSON,
 }
 LOSS_ALIASES = {
     "mse": "squared_error",
@@ -154,7 +159,8 @@ ST_ABS_ERR = 4       # weighted sum of mean absolute error per row
 ST_SQ_ERR = 5        # weighted sum of mean squared error per row
 ST_BIN_CORRECT = 6   # weighted sum of the fraction of outputs right at threshold 0.5
 ST_LOG_LOSS = 7      # weighted sum of the log loss of the probabilities
-N_STATS = 8          # then three sums per output j at N_STATS + 3 j: w y, w y^2, w (y - a)^2
+ST_PENALTY = 8       # sum over batches of (penalty * rows in batch)
+N_STATS = 9          # then three sums per output j at N_STATS + 3 j: w y, w y^2, w (y - a)^2
 ST_PER_OUTPUT = 3
 
 # How ``accuracy`` is counted from the output layer.

@@ -11,6 +11,7 @@ squared_error (mse)          mean over outputs of (a - y)^2                   re
 huber                        mean over outputs of 0.5 d^2 or delta(|d| - delta/2)  real
 binary_crossentropy          mean over outputs of -y log a - (1-y) log(1-a)   0/1 (or in [0, 1])
 categorical_crossentropy     -sum_j y_j log a_j                               class index or one-hot
+poisson                      mean over outputs of y log(y / a) - y + a        counts >= 0
 ===========================  ===============================================  ==========
 """
 
@@ -129,9 +130,26 @@ class CategoricalCrossentropy(Loss):
         return Y, np.zeros(0, np.int64)
 
 
+class Poisson(Loss):
+    """Poisson deviance, mean over outputs: ``y log(y / a) - y + a``; targets >= 0.
+
+    Fused with an ``exponential`` output (a log link): ``delta = exp(z) - y``.
+    """
+
+    name = "poisson"
+    code = codes.POISSON
+
+    def targets(self, y, n_outputs, name="y"):
+        Y, labels = super().targets(y, n_outputs, name)
+        if Y.min() < 0:
+            raise ValueError(f"{name} must be >= 0 for the Poisson loss; received values down "
+                             f"to {Y.min()}")
+        return Y, labels
+
+
 #: name -> class; the single table the API resolves loss names through.
 LOSSES = {cls.name: cls for cls in (SquaredError, Huber, BinaryCrossentropy,
-                                    CategoricalCrossentropy)}
+                                    CategoricalCrossentropy, Poisson)}
 assert set(LOSSES) == set(codes.LOSSES)
 
 

@@ -70,6 +70,8 @@ def targets_for(loss, act, m, k, rng, dtype=np.float32, sparse=False):
         return np.eye(k, dtype=dtype)[labels], np.zeros(0, np.int64)
     if loss == "binary_crossentropy":
         return rng.integers(0, 2, (m, k)).astype(dtype), np.zeros(0, np.int64)
+    if loss == "poisson":
+        return rng.poisson(1.5, (m, k)).astype(dtype), np.zeros(0, np.int64)
     return rng.standard_normal((m, k)).astype(dtype), np.zeros(0, np.int64)
 
 

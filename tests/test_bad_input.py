@@ -167,7 +167,7 @@ def test_not_compiled_and_not_built():
     (lambda: fastbp.Dense(0), ValueError, r"units must be an integer >= 1; received units=0"),
     (lambda: fastbp.Dense(2.0), TypeError, r"units must be an integer; received 2.0"),
     (lambda: fastbp.Dense(2, activation="swish"), ValueError,
-     r"Unknown activation 'swish'. Expected one of \['elu', 'leaky_relu'"),
+     r"Unknown activation 'swish'. Expected one of \['elu', 'exponential', 'leaky_relu'"),
     (lambda: fastbp.Dense(2, activation=3), TypeError, r"activation must be a string"),
     (lambda: fastbp.Dense(2, activation="relu", alpha=0.1), ValueError,
      r"alpha applies only to"),

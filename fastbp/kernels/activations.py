@@ -11,7 +11,7 @@ NumPy twin: ``fastbp.reference.activations``.
 import numpy as np
 
 from .._jit import jit
-from ..codes import ELU, LEAKY_RELU, LINEAR, RELU, SIGMOID, SOFTMAX, TANH
+from ..codes import ELU, EXP, LEAKY_RELU, LINEAR, RELU, SIGMOID, SOFTMAX, TANH
 
 _ZERO = np.float32(0.0)
 _ONE = np.float32(1.0)
@@ -71,6 +71,10 @@ def act_forward(z, bias, code, alpha, a):
         for i in range(m):
             for j in range(n):
                 a[i, j] = np.tanh(z[i, j] + bias[j])
+    elif code == EXP:
+        for i in range(m):
+            for j in range(n):
+                a[i, j] = np.exp(z[i, j] + bias[j])
     elif code == SOFTMAX:
         for i in range(m):
             # subtract the row maximum so that exp never overflows
@@ -132,6 +136,10 @@ def act_backward(a, code, alpha, delta):
         for i in range(m):
             for j in range(n):
                 delta[i, j] *= _ONE - a[i, j] * a[i, j]
+    elif code == EXP:
+        for i in range(m):
+            for j in range(n):
+                delta[i, j] *= a[i, j]
     elif code == SOFTMAX:
         for i in range(m):
             dot = _ZERO

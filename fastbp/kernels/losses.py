@@ -7,7 +7,8 @@ Three pairs of output activation and loss take a fused shortcut that works from 
   loss ``logsumexp(z) - z . y``;
 * sigmoid + binary cross-entropy: ``delta = sigmoid(z) - y``,
   loss ``max(z, 0) - y z + log1p(exp(-|z|))``;
-* linear + squared error: ``delta = 2 (z - y)``.
+* linear + squared error: ``delta = 2 (z - y)``;
+* exponential + Poisson deviance: ``delta = exp(z) - y``, loss ``y log(y) - y z - y + exp(z)``.
 
 Every other pair goes through the general chain rule: ``dL/da`` from the loss, then the
 activation's derivative (``act_backward``).
@@ -24,8 +25,8 @@ import numpy as np
 
 from .._jit import jit
 from ..codes import (
-    ACC_ARGMAX, ACC_THRESHOLD, BINARY_CROSSENTROPY, CATEGORICAL_CROSSENTROPY, EPS_PROB, HUBER,
-    LINEAR, LP_HUBER_DELTA, LP_OUT_SCALE, N_STATS, SIGMOID, SOFTMAX, SQUARED_ERROR, ST_ABS_ERR,
+    ACC_ARGMAX, ACC_THRESHOLD, BINARY_CROSSENTROPY, CATEGORICAL_CROSSENTROPY, EPS_PROB, EXP,
+    HUBER, LINEAR, POISSON, LP_HUBER_DELTA, LP_OUT_SCALE, N_STATS, SIGMOID, SOFTMAX, SQUARED_ERROR, ST_ABS_ERR,
     ST_BIN_CORRECT, ST_CORRECT, ST_LOG_LOSS, ST_PER_OUTPUT, ST_SQ_ERR, ST_WEIGHT,
 )
 from .activations import act_backward, sigmoid
@@ -43,7 +44,8 @@ def is_fused(act, loss):
     """True when ``act`` is the natural output activation of ``loss`` (fused shortcut)."""
     return ((act == SOFTMAX and loss == CATEGORICAL_CROSSENTROPY)
             or (act == SIGMOID and loss == BINARY_CROSSENTROPY)
-            or (act == LINEAR and loss == SQUARED_ERROR))
+            or (act == LINEAR and loss == SQUARED_ERROR)
+            or (act == EXP and loss == POISSON))
 
 
 @jit
@@ -126,6 +128,15 @@ def loss_delta(loss, act, alpha, out, Y, labels, rows, sw, loss_param, norm, del
                 p = sigmoid(z)
                 out[i, j] = p
                 delta[i, j] = c * (p - y)
+        elif fused and loss == POISSON:
+            for j in range(k):
+                z = out[i, j]
+                y = Y[r, j]
+                p = np.exp(z)
+                xlogy = y * np.log(y) if y > _ZERO else _ZERO
+                row_loss += xlogy - y * z - y + p
+                out[i, j] = p
+                delta[i, j] = c * (p - y)
         elif fused:  # linear + squared error
             for j in range(k):
                 d = out[i, j] - Y[r, j]
@@ -146,6 +157,14 @@ def loss_delta(loss, act, alpha, out, Y, labels, rows, sw, loss_param, norm, del
                 else:
                     row_loss += h * (abs(d) - _HALF * h)
                     delta[i, j] = c * h if d > _ZERO else -c * h
+        elif loss == POISSON:
+            for j in range(k):
+                a = out[i, j]
+                y = Y[r, j]
+                p = max(a, _EPS)
+                xlogy = y * np.log(y) if y > _ZERO else _ZERO
+                row_loss += xlogy - y * np.log(p) - y + p
+                delta[i, j] = c * (_ONE - y / p) if a > _EPS else _ZERO
         elif loss == BINARY_CROSSENTROPY:
             for j in range(k):
                 a = out[i, j]

@@ -25,7 +25,8 @@ from .._jit import jit
 from ..codes import (
     ACC_SKIP, HP_CLIPNORM, HP_LR, LINEAR, LP_NORM_BY_WEIGHT, LP_PENALTY_PER_SAMPLE, OC_ACT,
     OC_ALIVE, OC_AUX, OC_BUF, OC_IN, OC_KIND, OC_OUT, OC_PARAM, OC_XHAT, OF_ALPHA, OF_EPS,
-    OF_MOMENTUM, OF_RATE, OK, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, SC_PER_STEP, ST_LOSS, ST_ROWS,
+    OF_MOMENTUM, OF_RATE, OK, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, SC_PER_STEP, ST_LOSS, ST_PENALTY,
+    ST_ROWS,
 )
 from .activations import act_backward
 from .batchnorm import batchnorm_backward, batchnorm_infer, batchnorm_train
@@ -424,13 +425,15 @@ def train_epoch(X, Y, labels, sw, order, batch_size, ops, opf, runs, loss, loss_
         t += 1
         pscale = 1.0 / norm if per_sample else 1.0
         if parallel:
-            value += run_update_parallel(opt, params, grads, state, hyper, t, runs, pscale, seg,
-                                         chunk_out, diag, prev)
+            pen = run_update_parallel(opt, params, grads, state, hyper, t, runs, pscale, seg,
+                                      chunk_out, diag, prev)
         else:
-            value += run_update(opt, params, grads, state, hyper, t, runs, pscale, seg,
-                                chunk_out, diag, prev)
+            pen = run_update(opt, params, grads, state, hyper, t, runs, pscale, seg, chunk_out,
+                             diag, prev)
+        value += pen
         if not np.isfinite(value):
             return batch, t
+        stats[0, ST_PENALTY] += pen * m
         stats[0, ST_LOSS] += value * m
         stats[0, ST_ROWS] += m
         batch += 1

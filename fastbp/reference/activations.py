@@ -6,7 +6,7 @@ of the output, ``f'(a, alpha)`` with ``a = f(z)``. Works in any float dtype.
 
 import numpy as np
 
-from ..codes import ELU, LEAKY_RELU, LINEAR, RELU, SIGMOID, SOFTMAX, TANH
+from ..codes import ELU, EXP, LEAKY_RELU, LINEAR, RELU, SIGMOID, SOFTMAX, TANH
 
 
 def sigmoid(x):
@@ -65,6 +65,14 @@ def tanh_derivative(a, alpha):
     return 1.0 - a * a
 
 
+def exponential(z, alpha):
+    return np.exp(z)
+
+
+def exponential_derivative(a, alpha):
+    return a
+
+
 def softmax(z, alpha):
     e = np.exp(z - z.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
@@ -80,6 +88,7 @@ ACTIVATIONS = {
     SIGMOID: (sigmoid_act, sigmoid_derivative),
     TANH: (tanh, tanh_derivative),
     SOFTMAX: (softmax, None),
+    EXP: (exponential, exponential_derivative),
 }
 
 

@@ -8,18 +8,24 @@ pre-activation z. Works in any float dtype.
 import numpy as np
 
 from ..codes import (
-    ACC_ARGMAX, ACC_THRESHOLD, BINARY_CROSSENTROPY, CATEGORICAL_CROSSENTROPY, EPS_PROB, HUBER,
-    LINEAR, LP_HUBER_DELTA, LP_OUT_SCALE, N_STATS, SIGMOID, SOFTMAX, SQUARED_ERROR, ST_ABS_ERR,
+    ACC_ARGMAX, ACC_THRESHOLD, BINARY_CROSSENTROPY, CATEGORICAL_CROSSENTROPY, EPS_PROB, EXP,
+    HUBER, LINEAR, POISSON, LP_HUBER_DELTA, LP_OUT_SCALE, N_STATS, SIGMOID, SOFTMAX, SQUARED_ERROR, ST_ABS_ERR,
     ST_BIN_CORRECT, ST_CORRECT, ST_LOG_LOSS, ST_PER_OUTPUT, ST_SQ_ERR, ST_WEIGHT,
 )
 from .activations import act_backward, sigmoid
+
+
+def xlogy(x, y):
+    """``x * log(y)``, 0 where x is 0."""
+    return np.where(x > 0, x * np.log(np.where(x > 0, y, 1.0)), 0.0)
 
 
 def is_fused(act, loss):
     """True when ``act`` is the natural output activation of ``loss`` (fused shortcut)."""
     return ((act, loss) == (SOFTMAX, CATEGORICAL_CROSSENTROPY)
             or (act, loss) == (SIGMOID, BINARY_CROSSENTROPY)
-            or (act, loss) == (LINEAR, SQUARED_ERROR))
+            or (act, loss) == (LINEAR, SQUARED_ERROR)
+            or (act, loss) == (EXP, POISSON))
 
 
 def batch_targets(Y, labels, rows, k, dtype):
@@ -55,6 +61,10 @@ def loss_delta(loss, act, alpha, out, Y, labels, rows, sw, loss_param, norm, del
             row_loss = (np.maximum(z, 0) - T * z + np.log1p(np.exp(-np.abs(z)))).sum(axis=1)
             p = sigmoid(z)
             delta[...] = c * (p - T)
+        elif loss == POISSON:
+            p = np.exp(z)
+            row_loss = (xlogy(T, T) - T * z - T + p).sum(axis=1)
+            delta[...] = c * (p - T)
         else:  # linear + squared error
             p = z
             row_loss = ((z - T) ** 2).sum(axis=1)
@@ -65,6 +75,11 @@ def loss_delta(loss, act, alpha, out, Y, labels, rows, sw, loss_param, norm, del
         if loss == SQUARED_ERROR:
             row_loss = ((a - T) ** 2).sum(axis=1)
             grad = 2.0 * (a - T)
+        elif loss == POISSON:
+            eps = dtype.type(EPS_PROB)
+            p = np.maximum(a, eps)
+            row_loss = (xlogy(T, T) - T * np.log(p) - T + p).sum(axis=1)
+            grad = np.where(a > eps, 1.0 - T / p, 0.0)
         elif loss == HUBER:
             h = loss_param[LP_HUBER_DELTA]
             d = a - T

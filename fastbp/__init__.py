@@ -21,6 +21,14 @@ __version__ = "0.1.0"
 load = load_model
 
 
+def __getattr__(name):
+    # scikit-learn is imported only when its estimators are asked for: `import fastbp` stays light
+    if name in ("MLPClassifier", "MLPRegressor"):
+        from . import sklearn as _sklearn
+        return getattr(_sklearn, name)
+    raise AttributeError(f"module 'fastbp' has no attribute {name!r}")
+
+
 def warmup():
     """Compile (or load from the on-disk cache) every training and inference kernel now.
 
@@ -32,7 +40,7 @@ def warmup():
 
 
 __all__ = [
-    "Activation", "BatchNormalization", "Dense", "Dropout", "History", "ModelFileError", "NonFiniteLossError", "NotFittedError", "Sequential",
+    "MLPClassifier", "MLPRegressor", "Activation", "BatchNormalization", "Dense", "Dropout", "History", "ModelFileError", "NonFiniteLossError", "NotFittedError", "Sequential",
     "callbacks", "initializers", "load", "load_model", "losses", "optimizers", "schedules",
     "warmup",
 ]

@@ -29,6 +29,7 @@ class Backend:
         self.train_epoch = train.train_epoch
         self.evaluate = train.evaluate
         self.predict = train.predict
+        self.predict_parallel = train.predict_parallel
         self.batch_objective = train.batch_objective
         self.penalty = optim.penalty
 

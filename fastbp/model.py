@@ -7,14 +7,11 @@ backend (``fastbp.engine``), which holds the whole mini-batch loop.
 import numpy as np
 
 from . import callbacks as callbacks_module
-from . import codes, data, engine, io, labels, losses, optimizers, trainer
+from . import codes, data, engine, inference, io, labels, losses, optimizers, trainer
 from . import metrics as metric_table
-from ._validation import NotFittedError, check_float, check_int, describe
+from ._validation import NotFittedError, check_float, check_int, check_matrix, describe
 from .layers import DEFAULT_NAMES, Dense, Layer
 from .layout import Layout
-
-#: rows of the work buffers used by predict/evaluate: about 1 Mi floats per buffer
-_CHUNK_FLOATS = 2 ** 20
 
 
 class Sequential:
@@ -276,16 +273,12 @@ class Sequential:
         self.params[:], self.aux[:] = snapshot
 
     # -- inference -----------------------------------------------------------------------------
-    def _chunk(self, n, batch_size):
-        if batch_size is not None:
-            return min(n, check_int(batch_size, "batch_size", low=1))
-        widths = int(self.layout.ops[:, codes.OC_OUT].sum())
-        return min(n, max(256, _CHUNK_FLOATS // widths))
-
     def _evaluate_arrays(self, X, Y, label_index, sw, batch_size=None):
         backend = engine.get(self.backend)
         lay = self.layout
-        chunk = self._chunk(len(X), batch_size)
+        if batch_size is not None:
+            batch_size = check_int(batch_size, "batch_size", low=1)
+        chunk = inference.chunk_rows(lay, len(X), batch_size)
         ops, acts, deltas = lay.buffers(chunk)
         stats = np.zeros(codes.N_STATS + codes.ST_PER_OUTPUT * lay.n_outputs)
         loss_param = self.loss.loss_param(lay.n_outputs)
@@ -320,15 +313,11 @@ class Sequential:
         ``batch_size`` only sets how many rows are processed per pass (memory vs. speed).
         """
         self._require_fitted("predict")
-        from ._validation import check_matrix
         X = check_matrix(X, "X", self.n_features)
-        backend = engine.get(self.backend)
-        lay = self.layout
-        chunk = self._chunk(len(X), batch_size)
-        ops, acts, _ = lay.buffers(chunk)
-        out = np.empty((len(X), lay.n_outputs), np.float32)
-        backend.predict(X, ops, lay.opf, self.params, self.aux, acts, chunk, out)
-        return out
+        if batch_size is not None:
+            batch_size = check_int(batch_size, "batch_size", low=1)
+        return inference.predict(engine.get(self.backend), self.layout, self.params, self.aux, X,
+                                 batch_size)
 
     def predict_proba(self, X, batch_size=None):
         """Class probabilities: softmax rows, or (1 - p, p) for a single sigmoid output.

@@ -13,21 +13,86 @@ from ._validation import NonFiniteLossError
 from .callbacks import TerminateOnNaN
 
 
+class EpochRunner:
+    """Buffers and one compiled call per epoch, for any front end (Sequential, scikit-learn).
+
+    Parameters
+    ----------
+    backend : fastbp.engine.Backend
+    layout : fastbp.layout.Layout
+    params, aux : float32 arrays, updated in place
+    optimizer : fastbp.optimizers.Optimizer (its state is allocated here)
+    loss_code : int; loss_param : float64 (N_LOSS_PARAM,); acc_kind : int
+    data : tuple (X, Y, labels, sw) of prepared arrays
+    batch_size : int (clipped to the number of rows)
+    seed : int, dropout's seed
+    diagnostics : bool
+    """
+
+    def __init__(self, backend, layout, params, aux, optimizer, loss_code, loss_param, acc_kind,
+                 data, batch_size, seed, diagnostics=False):
+        self.backend, self.layout, self.params, self.aux = backend, layout, params, aux
+        self.optimizer = optimizer
+        self.state = optimizer.ensure_state(layout.n_params)
+        self.loss_code, self.loss_param, self.acc_kind = loss_code, loss_param, acc_kind
+        self.data = data
+        self.n = len(data[0])
+        self.batch_size = min(batch_size, self.n)
+        self.shards = 1 if layout.has_batchnorm else _threads.n_shards(self.batch_size)
+        self.parallel = backend.name == "numba" and _threads.parallel(self.shards)
+        self.buf = layout.shard_buffers(self.batch_size, self.shards, diagnostics)
+        self.n_stats = codes.N_STATS + codes.ST_PER_OUTPUT * layout.n_outputs
+        self.seed = seed
+        self.lr = None
+        self.status = codes.OK
+
+    def run(self, order):
+        """Train one epoch over the rows ``order``.
+
+        Returns the epoch's summed stats (N_STATS + 3 k,), or None when the loss became
+        non-finite; then parameters, statistics and optimizer state are as before the call and
+        ``self.status`` holds the failing batch (``codes.OK`` if the weights went bad at the
+        end). ``self.lr`` is the rate of the epoch's last step; ``self.steps`` its step count.
+        """
+        opt, buf = self.optimizer, self.buf
+        X, Y, labels, sw = self.data
+        stats = np.zeros((self.shards, self.n_stats))
+        buf["diag"][:] = 0.0
+        hyper = opt.hyper()
+        saved = (self.params.copy(), self.aux.copy(), self.state.copy(), opt.iterations)
+        start = opt.iterations
+        with _threads.single_threaded_blas(self.parallel):
+            status, t = self.backend.train_epoch(
+                X, Y, labels, sw, order, self.batch_size, buf["ops"], self.layout.opf,
+                self.layout.runs, self.loss_code, self.loss_param, self.acc_kind, opt.code, hyper,
+                opt.sched(), self.state, opt.iterations, self.params, self.aux, buf["grads"],
+                buf["xb"], buf["acts"], buf["deltas"], buf["seg"], buf["scratch"], stats,
+                buf["diag"], buf["prev"], self.seed, self.parallel)
+        if status != codes.OK or not np.isfinite(self.params).all():
+            self.params[:], self.aux[:], self.state[:], opt.iterations = saved
+            self.status = status
+            return None
+        opt.iterations = int(t)
+        opt.epochs += 1
+        self.lr = float(hyper[codes.HP_LR])
+        self.steps = opt.iterations - start
+        return stats.sum(axis=0)  # shard order: fixed
+
+    def failure_message(self, epoch, epochs):
+        where = f"batch {self.status + 1} of " if self.status != codes.OK else "the end of "
+        return (f"the training loss became non-finite at {where}epoch {epoch + 1}/{epochs}; "
+                f"the model keeps the weights it had at the start of that epoch (the last "
+                f"finite ones). Try a smaller learning rate, gradient clipping "
+                f"(global_clipnorm=1.0) or standardised inputs.")
+
+
 def train(model, data, val, epochs, batch_size, shuffle, callbacks, diagnostics):
     """Train ``model`` for up to ``epochs`` epochs on prepared ``data`` (X, Y, labels, sw)."""
-    X, Y, labels, sw = data
-    backend = engine.get(model.backend)
     lay = model.layout
-    opt = model.optimizer
-    state = opt.ensure_state(lay.n_params)
-    loss_param = model.loss.loss_param(lay.n_outputs)
-    n = len(X)
-    batch_size = min(batch_size, n)
-    shards = 1 if lay.has_batchnorm else _threads.n_shards(batch_size)
-    parallel = backend.name == "numba" and _threads.parallel(shards)
-    buf = lay.shard_buffers(batch_size, shards, diagnostics)
-    acc_kind = model._acc_kind(train=True)
-    n_stats = codes.N_STATS + codes.ST_PER_OUTPUT * lay.n_outputs
+    runner = EpochRunner(engine.get(model.backend), lay, model.params, model.aux,
+                         model.optimizer, model.loss.code, model.loss.loss_param(lay.n_outputs),
+                         model._acc_kind(train=True), data, batch_size, model._dropout_seed,
+                         diagnostics)
     quiet_nan = any(isinstance(cb, TerminateOnNaN) for cb in callbacks)
     model.stop_training = False
     for cb in callbacks:
@@ -35,42 +100,24 @@ def train(model, data, val, epochs, batch_size, shuffle, callbacks, diagnostics)
     for epoch in range(epochs):
         for cb in callbacks:
             cb.on_epoch_begin(epoch, {})
-        order = model._rng.permutation(n) if shuffle else np.arange(n, dtype=np.int64)
-        stats = np.zeros((shards, n_stats))
-        buf["diag"][:] = 0.0
-        hyper = opt.hyper()
-        saved = (model.params.copy(), model.aux.copy(), state.copy(), opt.iterations)
-        start_step = opt.iterations
-        with _threads.single_threaded_blas(parallel):
-            status, t = backend.train_epoch(
-                X, Y, labels, sw, order, batch_size, buf["ops"], lay.opf, lay.runs,
-                model.loss.code, loss_param, acc_kind, opt.code, hyper, opt.sched(), state,
-                opt.iterations, model.params, model.aux, buf["grads"], buf["xb"], buf["acts"],
-                buf["deltas"], buf["seg"], buf["scratch"], stats, buf["diag"], buf["prev"],
-                model._dropout_seed, parallel)
-        if status != codes.OK or not np.isfinite(model.params).all():
-            model.params[:], model.aux[:], state[:], opt.iterations = saved
-            where = f"batch {status + 1} of " if status != codes.OK else "the end of "
-            message = (f"the training loss became non-finite at {where}epoch {epoch + 1}/"
-                       f"{epochs}; the model keeps the weights it had at the start of that "
-                       f"epoch (the last finite ones). Try a smaller learning rate, gradient "
-                       f"clipping (global_clipnorm=1.0) or standardised inputs.")
+        order = model._rng.permutation(runner.n) if shuffle else np.arange(runner.n,
+                                                                            dtype=np.int64)
+        stats = runner.run(order)
+        if stats is None:
+            message = runner.failure_message(epoch, epochs)
             if not quiet_nan:
                 raise NonFiniteLossError(message)
             print(f"TerminateOnNaN: {message}")
             break
-        opt.iterations = int(t)
-        opt.epochs += 1
-        stats = stats.sum(axis=0)  # shard order: fixed
         logs = {"loss": stats[codes.ST_LOSS] / stats[codes.ST_ROWS]}
         logs.update(metric_table.compute(model.metrics, stats))
         if val is not None:
             for key, value in model._evaluate_arrays(*val).items():
                 logs["val_" + key] = value
-        logs["lr"] = float(hyper[codes.HP_LR])
+        logs["lr"] = runner.lr
         if diagnostics:
-            logs.update(diagnostics_logs(model, buf["diag"].sum(axis=0), opt.iterations -
-                                         start_step))
+            logs.update(diagnostics_logs(model.layers, lay, model.params,
+                                         runner.buf["diag"].sum(axis=0), runner.steps))
         logs = {key: float(value) for key, value in logs.items()}
         for cb in callbacks:
             cb.on_epoch_end(epoch, logs)
@@ -80,17 +127,16 @@ def train(model, data, val, epochs, batch_size, shuffle, callbacks, diagnostics)
         cb.on_train_end({})
 
 
-def diagnostics_logs(model, diag, steps):
+def diagnostics_logs(layers, lay, params, diag, steps):
     """Per dense layer: RMS over the epoch's steps of the weight gradient's norm and of the
     update's norm, the weights' norm at the end, their ratio, and for ReLU layers the fraction
     of units whose output was 0 for every row of the epoch."""
-    lay = model.layout
     logs = {}
-    for layer, op, run in zip(model.layers, lay.layer_op, lay.layer_run):
+    for layer, op, run in zip(layers, lay.layer_op, lay.layer_run):
         if run is None:
             continue
         start, stop = int(lay.runs[run, codes.RUN_START]), int(lay.runs[run, codes.RUN_STOP])
-        weight_norm = float(np.linalg.norm(model.params[start:stop]))
+        weight_norm = float(np.linalg.norm(params[start:stop]))
         grad_norm = np.sqrt(diag[codes.DG_PER_RUN * run] / max(steps, 1))
         update_norm = np.sqrt(diag[codes.DG_PER_RUN * run + 1] / max(steps, 1))
         logs[f"{layer.name}/grad_norm"] = grad_norm

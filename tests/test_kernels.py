@@ -423,10 +423,19 @@ def test_predict_and_evaluate(spec, n, chunk, rng):
     X[0] = 0.0
     comp_out, ref_out = np.empty((n, 3), np.float32), np.empty((n, 3))
     ref_net = net.astype(np.float64)
-    k_train.predict(X, net.ops, net.opf, net.params, net.aux, net.acts, chunk, comp_out)
-    r_train.predict(f64(X), net.ops, net.opf, ref_net.params, ref_net.aux, ref_net.acts, chunk,
-                    ref_out)
+    k_train.predict(X, net.ops, net.opf, net.params, net.aux, net.acts[None], chunk, comp_out)
+    r_train.predict(f64(X), net.ops, net.opf, ref_net.params, ref_net.aux, ref_net.acts[None],
+                    chunk, ref_out)
     close(comp_out, ref_out, atol=1e-5)
+    # every row on its own: 3 threads' worth of runs, serial or parallel, and any single row
+    # give the same bits
+    for f in (k_train.predict, k_train.predict_parallel):
+        other = np.empty_like(comp_out)
+        f(X, net.ops, net.opf, net.params, net.aux, np.stack([net.acts] * 3), chunk, other)
+        np.testing.assert_array_equal(other, comp_out)
+    one = np.empty((1, 3), np.float32)
+    k_train.predict(X[-1:], net.ops, net.opf, net.params, net.aux, net.acts[None], chunk, one)
+    np.testing.assert_array_equal(one[0], comp_out[-1])
     Y, labels = targets_for("categorical_crossentropy", "softmax", n, 3, rng, sparse=True)
     sw = rng.uniform(0.5, 1.5, n).astype(np.float32)
     p = loss_param("categorical_crossentropy", 3, norm_by_weight=1.0)
@@ -438,3 +447,15 @@ def test_predict_and_evaluate(spec, n, chunk, rng):
                      ref_net.aux, ref_net.acts, ref_net.deltas, chunk, ref_s)
     close(comp_s, ref_s, rtol=1e-4, atol=1e-5)
     assert comp_s[codes.ST_ROWS] == pytest.approx(sw.sum(), rel=1e-6)
+
+
+@pytest.mark.parametrize("m", [1, 3, 4, 9, 64])
+def test_matmul_rows_is_row_independent_and_correct(m, rng):
+    A = rng.standard_normal((70, 33)).astype(np.float32)
+    W = rng.standard_normal((33, 17)).astype(np.float32)
+    full = np.empty((70, 17), np.float32)
+    k_dense.matmul_rows(A, W, full)
+    close(full, f64(A) @ f64(W), atol=1e-4)
+    part = np.empty((m, 17), np.float32)
+    k_dense.matmul_rows(np.ascontiguousarray(A[5:5 + m]), W, part)
+    np.testing.assert_array_equal(part, full[5:5 + m])

@@ -30,7 +30,7 @@ from ..codes import (
 )
 from .activations import act_backward
 from .batchnorm import batchnorm_backward, batchnorm_infer, batchnorm_train
-from .dense import dense_backward, dense_forward, dense_grad
+from .dense import dense_backward, dense_forward, dense_forward_rows, dense_grad
 from .dropout import dropout_mask_apply
 from .losses import is_fused, loss_delta, output_stats
 from .optim import clip_scale, grad_sq_norm, optimizer_step, penalty, segments, sum_shards
@@ -117,7 +117,10 @@ def forward_pass(x, rows, ops, opf, out_act, params, aux, acts, training, seed, 
         if kind == OP_DENSE:
             W = block(params, p, n_in, n_out)
             b = params[p + n_in * n_out:p + n_in * n_out + n_out]
-            dense_forward(a_in, W, b, code, opf[k, OF_ALPHA], a_out)
+            if training:
+                dense_forward(a_in, W, b, code, opf[k, OF_ALPHA], a_out)
+            else:  # inference: each row on its own, independent of the others
+                dense_forward_rows(a_in, W, b, code, opf[k, OF_ALPHA], a_out)
             if alive.shape[0] > 0 and ops[k, OC_ALIVE] >= 0:
                 mark_alive(a_out, alive[ops[k, OC_ALIVE]:ops[k, OC_ALIVE] + n_out])
         elif kind == OP_BATCHNORM:
@@ -468,15 +471,38 @@ def evaluate(X, Y, labels, sw, ops, opf, loss, loss_param, acc_kind, params, aux
 
 
 @jit
-def predict(X, ops, opf, params, aux, acts, chunk, out):
-    """Outputs of the network for every row of ``X`` (inference mode), in chunks of at most
-    ``chunk`` rows. X : float32 (n, s0); out : float32 (n, k), overwritten."""
-    n = X.shape[0]
+def predict_rows(X, ops, opf, params, aux, acts, chunk, out, lo, hi):
+    """Outputs for rows ``lo`` to ``hi`` of ``X`` into ``out``, ``chunk`` rows at a time, using
+    the one work buffer ``acts``."""
     last = ops.shape[0] - 1
     k_out = ops[last, OC_OUT]
     rows = np.zeros(0, np.int64)
-    for start in range(0, n, chunk):
-        stop = min(start + chunk, n)
+    for start in range(lo, hi, chunk):
+        stop = min(start + chunk, hi)
         forward_pass(X[start:stop], rows, ops, opf, ops[last, OC_ACT], params, aux, acts, False,
                      0, 0, np.zeros(0))
         out[start:stop] = block(acts, ops[last, OC_BUF], stop - start, k_out)
+
+
+@jit
+def predict(X, ops, opf, params, aux, acts, chunk, out):
+    """Outputs of the network for every row of ``X`` (inference mode).
+
+    The rows are cut into ``T = acts.shape[0]`` runs, each predicted ``chunk`` rows at a time
+    in its own buffer ``acts[t]``; every row is computed on its own (``dense_forward_rows``),
+    so the result does not depend on T or on the chunking.
+    X : float32 (n, s0); acts : float32 (T, A); out : float32 (n, k), overwritten.
+    """
+    parts = acts.shape[0]
+    for t in range(parts):
+        lo, hi = split(X.shape[0], parts, t)
+        predict_rows(X, ops, opf, params, aux, acts[t], chunk, out, lo, hi)
+
+
+@jit(parallel=True)
+def predict_parallel(X, ops, opf, params, aux, acts, chunk, out):
+    """``predict`` with the T runs of rows on T threads."""
+    parts = acts.shape[0]
+    for t in prange(parts):
+        lo, hi = split(X.shape[0], parts, t)
+        predict_rows(X, ops, opf, params, aux, acts[t], chunk, out, lo, hi)

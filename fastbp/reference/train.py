@@ -16,7 +16,7 @@ from ..codes import (
 )
 from .activations import act_backward
 from .batchnorm import batchnorm_backward, batchnorm_infer, batchnorm_train
-from .dense import dense_backward, dense_forward, dense_grad
+from .dense import dense_backward, dense_forward, dense_forward_rows, dense_grad
 from .dropout import dropout_mask_apply
 from .losses import is_fused, loss_delta, output_stats
 from .optim import clip_scale, grad_sq_norm, optimizer_step, penalty, segments, sum_shards
@@ -62,7 +62,10 @@ def forward_pass(x, rows, ops, opf, out_act, params, aux, acts, training, seed, 
         if kind == OP_DENSE:
             W = block(params, p, n_in, n_out)
             b = params[p + n_in * n_out:p + n_in * n_out + n_out]
-            dense_forward(a_in, W, b, code, opf[k, OF_ALPHA], a_out)
+            if training:
+                dense_forward(a_in, W, b, code, opf[k, OF_ALPHA], a_out)
+            else:  # inference: each row on its own, independent of the others
+                dense_forward_rows(a_in, W, b, code, opf[k, OF_ALPHA], a_out)
             if len(alive) and ops[k, OC_ALIVE] >= 0:
                 mark_alive(a_out, alive[ops[k, OC_ALIVE]:ops[k, OC_ALIVE] + n_out])
         elif kind == OP_BATCHNORM:
@@ -267,12 +270,22 @@ def evaluate(X, Y, labels, sw, ops, opf, loss, loss_param, acc_kind, params, aux
         output_stats(out, Y, labels, rows, sw, acc_kind, stats)
 
 
-def predict(X, ops, opf, params, aux, acts, chunk, out):
-    """Outputs of the network for every row of X (n, s0) into ``out`` (n, k), inference mode."""
-    n = X.shape[0]
+def predict_rows(X, ops, opf, params, aux, acts, chunk, out, lo, hi):
+    """Outputs for rows lo..hi of X into ``out``, ``chunk`` rows at a time."""
     last = len(ops) - 1
-    for start in range(0, n, chunk):
-        stop = min(start + chunk, n)
+    for start in range(lo, hi, chunk):
+        stop = min(start + chunk, hi)
         forward_pass(X[start:stop], np.zeros(0, np.int64), ops, opf, ops[last, OC_ACT], params,
                      aux, acts, False, 0, 0, np.zeros(0))
         out[start:stop] = block(acts, ops[last, OC_BUF], stop - start, ops[last, OC_OUT])
+
+
+def predict(X, ops, opf, params, aux, acts, chunk, out):
+    """Outputs of the network for every row of X (n, s0) into ``out`` (n, k), inference mode;
+    ``acts`` (T, A) holds one work buffer per run of rows."""
+    for t in range(acts.shape[0]):
+        lo, hi = split(X.shape[0], acts.shape[0], t)
+        predict_rows(X, ops, opf, params, aux, acts[t], chunk, out, lo, hi)
+
+
+predict_parallel = predict

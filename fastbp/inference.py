@@ -1,0 +1,39 @@
+"""Predictions for any front end: chunking, threads and buffers around the compiled predict.
+
+Every row is computed on its own in a fixed order, so the rows are spread over the threads
+freely: the outputs are the same bits whatever the thread count, the chunk size or the other
+rows in the call.
+"""
+
+import numpy as np
+
+from . import _threads, codes
+
+#: rows per chunk: about 1 Mi floats of activations per buffer
+CHUNK_FLOATS = 2 ** 20
+#: fewer rows than this per thread are not worth a thread
+MIN_ROWS_PER_THREAD = 64
+
+
+def chunk_rows(layout, n, batch_size=None):
+    """Rows per pass: ``batch_size`` if given, else enough to fill about 1 Mi floats."""
+    if batch_size is not None:
+        return min(n, batch_size)
+    widths = int(layout.ops[:, codes.OC_OUT].sum())
+    return max(1, min(n, max(256, CHUNK_FLOATS // widths)))
+
+
+def predict(backend, layout, params, aux, X, batch_size=None):
+    """Outputs (n, k) float32 of the network for the checked float32 rows ``X`` (n, s0)."""
+    n = len(X)
+    threads = 1
+    if backend.name == "numba" and _threads.LAYER is not None:
+        import numba
+        threads = max(1, min(numba.get_num_threads(), n // MIN_ROWS_PER_THREAD))
+    chunk = chunk_rows(layout, -(-n // threads), batch_size)
+    ops, size = layout.tables(chunk)
+    acts = np.zeros((threads, size), np.float32)
+    out = np.empty((n, layout.n_outputs), np.float32)
+    run = backend.predict_parallel if threads > 1 else backend.predict
+    run(X, ops, layout.opf, params, aux, acts, chunk, out)
+    return out

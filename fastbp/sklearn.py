@@ -1,0 +1,701 @@
+"""Drop-in scikit-learn estimators: ``fastbp.MLPClassifier`` and ``fastbp.MLPRegressor``.
+
+Same parameters, defaults, attributes and stopping rules as scikit-learn's
+``sklearn.neural_network`` estimators, trained by fastbp's compiled epochs. Given the same
+``random_state`` they start from the same weights (drawn from the same generator in the same
+order) and visit the rows in the same order, so they follow scikit-learn's training to float32
+precision. Conventions as in scikit-learn: the squared error is halved, the log-loss sums over
+outputs, the L2 penalty is ``0.5 * alpha * ||W||^2`` divided by the batch's (weighted) sample
+count, weights and intercepts start uniform in ``+-sqrt(6 / (fan_in + fan_out))`` (factor 2 for
+logistic), and ``n_iter_no_change`` counts epochs that improve by less than ``tol``.
+
+Beyond scikit-learn, with neutral defaults: ``dropout``, ``class_weight`` (classifier),
+per-layer ``activation`` lists (also ``leaky_relu`` and ``elu``), ``solver="adamw"`` with
+``weight_decay``, gradient clipping (``clip_norm``, ``clip_value``), ``n_threads`` and
+``diagnostics``.
+"""
+
+import warnings
+from numbers import Integral, Real
+
+import numba
+import numpy as np
+import scipy.optimize
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state
+from sklearn.utils import shuffle as sk_shuffle
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
+from sklearn.utils.optimize import _check_optimize_result
+from sklearn.utils.validation import (
+    _check_sample_weight, check_is_fitted, column_or_1d, validate_data,
+)
+
+from . import codes, engine, inference, losses, optimizers, trainer
+from ._validation import to_float32
+from .layers import Dense, Dropout
+from .layout import Layout
+
+#: scikit-learn's activation names -> fastbp's
+ACTIVATIONS = {"identity": "linear", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
+               "leaky_relu": "leaky_relu", "elu": "elu"}
+#: fastbp's output activation -> scikit-learn's ``out_activation_``
+OUT_NAMES = {"softmax": "softmax", "sigmoid": "logistic", "linear": "identity",
+             "exponential": "exp"}
+STOCHASTIC = ("sgd", "adam", "adamw")
+
+
+class _BaseMLP(BaseEstimator):
+    """Shared by MLPClassifier and MLPRegressor."""
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS)), list, tuple],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam", "adamw"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left"), list, tuple],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "clip_norm": [Interval(Real, 0, None, closed="neither"), None],
+        "clip_value": [Interval(Real, 0, None, closed="neither"), None],
+        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+        "diagnostics": ["boolean"],
+    }
+
+    # -- construction of the network ------------------------------------------------------------
+    def _hidden(self):
+        sizes = self.hidden_layer_sizes
+        sizes = [sizes] if not hasattr(sizes, "__iter__") else list(sizes)
+        if any(s <= 0 for s in sizes):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {sizes}.")
+        acts = self.activation
+        acts = [acts] * len(sizes) if isinstance(acts, str) else list(acts)
+        if len(acts) != len(sizes) or any(a not in ACTIVATIONS for a in acts):
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)} or a list with "
+                             f"one of them per hidden layer ({len(sizes)}); got {self.activation!r}")
+        rates = self.dropout
+        rates = [rates] * len(sizes) if isinstance(rates, Real) else list(rates)
+        if len(rates) != len(sizes) or any(not 0 <= r < 1 for r in rates):
+            raise ValueError(f"dropout must be a rate in [0, 1) or a list with one per hidden "
+                             f"layer ({len(sizes)}); got {self.dropout!r}")
+        if self.solver == "lbfgs" and any(rates):
+            raise ValueError("dropout needs a stochastic solver ('sgd', 'adam', 'adamw'); "
+                             "L-BFGS optimises one fixed function")
+        return sizes, acts, rates
+
+    def _layers(self, out_units, out_act):
+        sizes, acts, rates = self._hidden()
+        layers = []
+        for i, (size, act, rate) in enumerate(zip(sizes, acts, rates)):
+            layers.append(Dense(size, activation=ACTIVATIONS[act], l2=0.5 * self.alpha,
+                                name=f"hidden_{i}"))
+            if rate:
+                layers.append(Dropout(rate))
+        layers.append(Dense(out_units, activation=out_act, l2=0.5 * self.alpha, name="output"))
+        return layers, acts
+
+    def _initialize(self, n_features, out_units, out_act):
+        layers, acts = self._layers(out_units, out_act)
+        self._layers_built = layers
+        self._layout = lay = Layout(n_features, layers)
+        self._params = np.zeros(lay.n_params, np.float32)
+        self._aux = np.zeros(0, np.float32)
+        units = [n_features] + [layer.units for layer in layers if isinstance(layer, Dense)]
+        dense_ops = [row for row in lay.ops if row[codes.OC_KIND] == codes.OP_DENSE]
+        for i, row in enumerate(dense_ops):
+            fan_in, fan_out = units[i], units[i + 1]
+            logistic = (acts[min(i, len(acts) - 1)] == "logistic")
+            bound = np.sqrt((2.0 if logistic else 6.0) / (fan_in + fan_out))
+            p = row[codes.OC_PARAM]
+            coef = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
+            intercept = self._random_state.uniform(-bound, bound, fan_out)
+            self._params[p:p + fan_in * fan_out] = coef.ravel()
+            self._params[p + fan_in * fan_out:p + (fan_in + 1) * fan_out] = intercept
+        self._dropout_seed = int(self._random_state.randint(2 ** 31 - 1)) \
+            if any(r[codes.OC_KIND] == codes.OP_DROPOUT for r in lay.ops) else 0
+        self.n_layers_ = len(units)
+        self.out_activation_ = OUT_NAMES[out_act]
+        self.n_iter_ = 0
+        self.t_ = 0
+        self._link()
+        if self.solver in STOCHASTIC:
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+
+    def _link(self):
+        """Make ``coefs_`` and ``intercepts_`` views into the flat parameter vector."""
+        coefs, intercepts = [], []
+        for row in self._layout.ops:
+            if row[codes.OC_KIND] != codes.OP_DENSE:
+                continue
+            n_in, n_out, p = row[codes.OC_IN], row[codes.OC_OUT], row[codes.OC_PARAM]
+            coefs.append(self._params[p:p + n_in * n_out].reshape(n_in, n_out))
+            intercepts.append(self._params[p + n_in * n_out:p + (n_in + 1) * n_out])
+        self.coefs_, self.intercepts_ = coefs, intercepts
+
+    def _sync(self):
+        """Read ``coefs_`` / ``intercepts_`` back into the parameter vector if they were
+        replaced (by the user, for a warm start, or by unpickling)."""
+        linked = all(np.shares_memory(c, self._params) for c in self.coefs_) and \
+            all(np.shares_memory(b, self._params) for b in self.intercepts_)
+        if linked:
+            return
+        views_c = [c for c in self.coefs_]
+        views_b = [b for b in self.intercepts_]
+        self._link()
+        for name, new, views in (("coefs_", views_c, self.coefs_),
+                                 ("intercepts_", views_b, self.intercepts_)):
+            if len(new) != len(views) or any(np.shape(a) != v.shape for a, v in zip(new, views)):
+                raise ValueError(f"{name} must keep the shapes "
+                                 f"{[v.shape for v in views]}; received "
+                                 f"{[np.shape(a) for a in new]}")
+            for a, v in zip(new, views):
+                v[...] = a
+
+    # -- data -----------------------------------------------------------------------------
+    def _validate_X(self, X, reset):
+        X = validate_data(self, X, reset=reset, dtype=(np.float64, np.float32))
+        return to_float32(X, "X")
+
+    # -- fitting ---------------------------------------------------------------------------
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        self._validate_params()
+        self._hidden()  # check the per-layer settings before anything changes
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        X, Y, labels, class_index = self._validate_input(X, y, incremental, reset=first_pass)
+        sw = np.zeros(0, np.float32)
+        if sample_weight is not None:
+            sw = _check_sample_weight(sample_weight, X).astype(np.float32)
+        sw = self._class_weights(sw, class_index)
+        self._random_state = check_random_state(self.random_state)
+        out_units, out_act = self._output(Y, labels)
+        if first_pass:
+            self._initialize(X.shape[1], out_units, out_act)
+        else:
+            self._sync()
+        data = (X, Y, labels, sw)
+        with _threads_limit(self.n_threads):
+            if self.solver == "lbfgs":
+                self._fit_lbfgs(data)
+            else:
+                self._fit_stochastic(data, class_index, incremental)
+        return self
+
+    def _class_weights(self, sw, class_index):
+        return sw
+
+    def _loss(self):
+        loss = self._loss_object()
+        param = loss.loss_param(1)
+        param[codes.LP_OUT_SCALE] = 0.5 if loss.code == codes.SQUARED_ERROR else 1.0
+        param[codes.LP_NORM_BY_WEIGHT] = 1.0
+        param[codes.LP_PENALTY_PER_SAMPLE] = 1.0
+        return loss.code, param
+
+    def _reported(self, stats):
+        """scikit-learn's loss from an epoch's sums: its squared error averages over outputs."""
+        k = self.n_outputs_ if self._loss_object().code == codes.SQUARED_ERROR else 1
+        pen = stats[codes.ST_PENALTY]
+        return ((stats[codes.ST_LOSS] - pen) / k + pen) / stats[codes.ST_ROWS]
+
+    def _make_optimizer(self):
+        clip = {"global_clipnorm": self.clip_norm, "clipvalue": self.clip_value}
+        if self.solver == "sgd":
+            return optimizers.SGD(self.learning_rate_init, momentum=self.momentum,
+                                  nesterov=self.nesterovs_momentum, **clip)
+        if self.solver == "adamw":
+            return optimizers.AdamW(self.learning_rate_init, weight_decay=self.weight_decay,
+                                    beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
+                                    **clip)
+        return optimizers.Adam(self.learning_rate_init, beta_1=self.beta_1, beta_2=self.beta_2,
+                               epsilon=self.epsilon, **clip)
+
+    def _fit_stochastic(self, data, class_index, incremental):
+        if not incremental or not hasattr(self, "_optimizer"):
+            self._optimizer = self._make_optimizer()
+            self._lr = self.learning_rate_init
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        X, Y, labels, sw = data
+        val = None
+        if self.early_stopping:
+            stratify = class_index if (self._is_classifier() and self.n_outputs_ == 1) else None
+            train_rows, val_rows = train_test_split(
+                np.arange(len(X)), random_state=self._random_state,
+                test_size=self.validation_fraction, stratify=stratify)
+            if len(val_rows) < 2:
+                raise ValueError("The validation set is too small. Increase "
+                                 "'validation_fraction' or the size of your dataset.")
+            val = (X[val_rows], self._y_true(val_rows), sw[val_rows] if len(sw) else None)
+            data = tuple(a[train_rows] if a.shape[0] else a for a in data)
+            self._best = (self._params.copy(),)
+        n = len(data[0])
+        if self.batch_size == "auto":
+            batch_size = min(200, n)
+        else:
+            if self.batch_size > n:
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is "
+                              "going to be clipped")
+            batch_size = int(np.clip(self.batch_size, 1, n))
+        loss_code, loss_param = self._loss()
+        runner = trainer.EpochRunner(engine.get("numba"), self._layout, self._params, self._aux,
+                                     self._optimizer, loss_code, loss_param, codes.ACC_SKIP,
+                                     data, batch_size, self._dropout_seed, self.diagnostics)
+        sample_idx = np.arange(n, dtype=np.int64)
+        self.n_iter_ = 0
+        if self.diagnostics and not hasattr(self, "diagnostics_"):
+            self.diagnostics_ = {}
+        for _ in range(self.max_iter):
+            if self.shuffle:
+                sample_idx = sk_shuffle(sample_idx, random_state=self._random_state)
+            self._optimizer.learning_rate = self._lr
+            stats = runner.run(np.ascontiguousarray(sample_idx, dtype=np.int64))
+            if stats is None:
+                raise ValueError("Solver produced non-finite parameter weights. The input data "
+                                 "may contain large values and need to be preprocessed. "
+                                 + runner.failure_message(self.n_iter_, self.max_iter))
+            self.n_iter_ += 1
+            self.loss_ = float(self._reported(stats))
+            self.t_ += n
+            self.loss_curve_.append(self.loss_)
+            if self.verbose:
+                print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+            if self.diagnostics:
+                logs = trainer.diagnostics_logs(self._layers_built, self._layout, self._params,
+                                                runner.buf["diag"].sum(axis=0), runner.steps)
+                for key, value in logs.items():
+                    self.diagnostics_.setdefault(key, []).append(float(value))
+            self._update_no_improvement_count(val)
+            if self.solver == "sgd" and self.learning_rate == "invscaling":
+                self._lr = self.learning_rate_init / (self.t_ + 1) ** self.power_t
+            if self._no_improvement_count > self.n_iter_no_change:
+                what = "Validation score" if self.early_stopping else "Training loss"
+                msg = (f"{what} did not improve more than tol={self.tol:f} for "
+                       f"{self.n_iter_no_change} consecutive epochs.")
+                if self._trigger_stopping(msg):
+                    break
+                self._no_improvement_count = 0
+            if incremental:
+                break
+            if self.n_iter_ == self.max_iter:
+                warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                              f"reached and the optimization hasn't converged yet.",
+                              ConvergenceWarning)
+        if self.early_stopping:
+            self._params[:] = self._best[0]
+
+    def _trigger_stopping(self, msg):
+        if self.solver != "sgd" or self.learning_rate != "adaptive":
+            if self.verbose:
+                print(msg + " Stopping.")
+            return True
+        if self._lr <= 1e-6:
+            if self.verbose:
+                print(msg + " Learning rate too small. Stopping.")
+            return True
+        self._lr /= 5.0
+        if self.verbose:
+            print(msg + " Setting learning rate to %f" % self._lr)
+        return False
+
+    def _update_no_improvement_count(self, val):
+        if val is not None:
+            X_val, y_val, sw_val = val
+            score = self._score_arrays(X_val, y_val, sw_val)
+            self.validation_scores_.append(score)
+            if self.verbose:
+                print("Validation score: %f" % score)
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best = (self._params.copy(),)
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    def _fit_lbfgs(self, data):
+        X, Y, labels, sw = data
+        lay = self._layout
+        backend = engine.get("numba")
+        loss_code, loss_param = self._loss()
+        ops, acts, deltas = lay.buffers(len(X))
+        grads = np.zeros(lay.n_params, np.float32)
+        rows = np.arange(len(X), dtype=np.int64)
+
+        def objective(packed):
+            self._params[:] = packed
+            value = backend.batch_objective(X, Y, labels, rows, sw, ops, lay.opf, lay.runs,
+                                            loss_code, loss_param, self._params, self._aux,
+                                            grads, acts, deltas, 0, 0)
+            return float(value), grads.astype(np.float64)
+
+        result = scipy.optimize.minimize(
+            objective, self._params.astype(np.float64), method="L-BFGS-B", jac=True,
+            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol})
+        self.n_iter_ = _check_optimize_result("lbfgs", result, self.max_iter)
+        self._params[:] = result.x
+        value, _ = objective(result.x)
+        norm = float(len(X)) if len(sw) == 0 else float(sw.sum())
+        pen = backend.penalty(self._params, np.zeros_like(grads), lay.runs, 1.0 / norm)
+        k = self.n_outputs_ if loss_code == codes.SQUARED_ERROR else 1
+        self.loss_ = float((value - pen) / k + pen)
+
+    # -- prediction --------------------------------------------------------------------------
+    def _forward(self, X):
+        """Validated X -> outputs (n_samples, n_outputs), float32."""
+        check_is_fitted(self)
+        self._sync()
+        X = self._validate_X(X, reset=False)
+        with _threads_limit(self.n_threads):
+            return self._outputs(X)
+
+    def _outputs(self, X):
+        """Outputs for an already checked float32 X."""
+        return inference.predict(engine.get("numba"), self._layout, self._params, self._aux,
+                                 np.ascontiguousarray(X))
+
+    def _check_solver(self):
+        if self.solver not in STOCHASTIC:
+            raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
+                                 f"{self.solver} is not stochastic.")
+        return True
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if "_params" in state and "coefs_" in state:
+            # writable copies, even when unpickled from a read-only memory map: the kernels
+            # are compiled for writable arrays
+            self._params = np.array(self._params)
+            self._aux = np.array(self._aux)
+            for name in ("ops", "opf", "runs"):
+                setattr(self._layout, name, np.array(getattr(self._layout, name)))
+            self._sync()
+
+
+class _threads_limit:
+    """Run with ``n`` Numba threads (None: leave as is); Numba's setting is per Python thread."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __enter__(self):
+        if self.n is not None:
+            self.saved = numba.get_num_threads()
+            numba.set_num_threads(min(self.n, numba.config.NUMBA_NUM_THREADS))
+
+    def __exit__(self, *exc):
+        if self.n is not None:
+            numba.set_num_threads(self.saved)
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multi-layer perceptron classifier, a drop-in for ``sklearn.neural_network.MLPClassifier``.
+
+    Parameters are scikit-learn's (same names, meanings and defaults), plus:
+
+    dropout : float or list of float, default=0.0
+        Dropout rate after every hidden layer (or one rate per hidden layer).
+    class_weight : dict, "balanced" or None, default=None
+        Weights multiplying each sample's weight by its class's.
+    weight_decay : float, default=0.0
+        Decoupled weight decay of ``solver="adamw"``.
+    clip_norm, clip_value : float or None
+        Clip the gradient's global L2 norm / each of its components.
+    n_threads : int or None
+        Threads for training and prediction (None: Numba's default).
+    diagnostics : bool, default=False
+        Record per layer and epoch the gradient norm, weight norm, update ratio and dead-unit
+        fraction in ``diagnostics_``.
+
+    ``activation`` may also be a list with one activation per hidden layer, and takes
+    ``leaky_relu`` and ``elu`` too; ``solver`` also takes ``"adamw"``.
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseMLP._parameter_constraints,
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 dropout=0.0, class_weight=None, weight_decay=0.0, clip_norm=None,
+                 clip_value=None, n_threads=None, diagnostics=False):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.dropout = dropout
+        self.class_weight = class_weight
+        self.weight_decay = weight_decay
+        self.clip_norm = clip_norm
+        self.clip_value = clip_value
+        self.n_threads = n_threads
+        self.diagnostics = diagnostics
+
+    def _is_classifier(self):
+        return True
+
+    def _loss_object(self):
+        if self.n_outputs_ > 1 and self._label_binarizer.y_type_ == "multiclass":
+            return losses.CategoricalCrossentropy()
+        return losses.BinaryCrossentropy()
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, multi_output=True, dtype=(np.float64, np.float32),
+                             reset=reset)
+        X = to_float32(X, "X")
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(f"warm_start can only be used where `y` has the same "
+                                     f"classes as in the previous call to fit. Previously got "
+                                     f"{self.classes_}, `y` has {classes}")
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                                 f"{self.classes_}. 'y' has {classes}.")
+        binary = self._label_binarizer.transform(y)
+        self.n_outputs_ = binary.shape[1]
+        self._y_raw = y
+        if self._label_binarizer.y_type_ == "multiclass" and self.n_outputs_ > 1:
+            labels = binary.argmax(axis=1).astype(np.int64)
+            return X, np.zeros((0, self.n_outputs_), np.float32), labels, labels
+        Y = np.ascontiguousarray(binary, dtype=np.float32)
+        class_index = Y[:, 0].astype(np.int64) if self.n_outputs_ == 1 else None
+        return X, Y, np.zeros(0, np.int64), class_index
+
+    def _y_true(self, rows):
+        return self._y_raw[rows]
+
+    def _output(self, Y, labels):
+        if labels.shape[0] > 0:
+            return self.n_outputs_, "softmax"
+        return self.n_outputs_, "sigmoid"
+
+    def _class_weights(self, sw, class_index):
+        if self.class_weight is None:
+            return sw
+        if self._label_binarizer.y_type_ == "multilabel-indicator":
+            raise ValueError("class_weight is not supported for multilabel targets")
+        if class_index is None:
+            class_index = np.zeros(0, np.int64)
+        from .data import class_sample_weights
+        per_sample = class_sample_weights(self.class_weight, class_index, self.classes_,
+                                          "class_weight").astype(np.float32)
+        return per_sample if sw.shape[0] == 0 else sw * per_sample
+
+    def _score_arrays(self, X, y, sample_weight):
+        return accuracy_score(y, self._predict_arrays(X), sample_weight=sample_weight)
+
+    def _predict_arrays(self, X):
+        out = self._outputs(X)
+        if self.n_outputs_ == 1:
+            out = out.ravel()
+        return self._label_binarizer.inverse_transform(out)
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to X (n_samples, n_features) and class labels y, as scikit-learn's."""
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over the given data; ``classes`` is required on the first call."""
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def predict(self, X):
+        """Predicted class labels, shape (n_samples,) or (n_samples, n_classes) (multilabel)."""
+        out = self._forward(X)
+        if self.n_outputs_ == 1:
+            out = out.ravel()
+        return self._label_binarizer.inverse_transform(out)
+
+    def predict_proba(self, X):
+        """Class probabilities (n_samples, n_classes), ordered as ``classes_``."""
+        out = self._forward(X).astype(np.float64)
+        if self.n_outputs_ == 1:
+            out = out.ravel()
+            return np.vstack([1 - out, out]).T
+        return out
+
+    def predict_log_proba(self, X):
+        """``log(predict_proba(X))``."""
+        proba = self.predict_proba(X)
+        return np.log(proba, out=proba)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multi-layer perceptron regressor, a drop-in for ``sklearn.neural_network.MLPRegressor``.
+
+    Parameters are scikit-learn's (``loss`` is ``"squared_error"`` or ``"poisson"``, the latter
+    with an exponential output), plus ``dropout``, ``weight_decay``, ``clip_norm``,
+    ``clip_value``, ``n_threads`` and ``diagnostics`` as in ``MLPClassifier``.
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseMLP._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "poisson"})],
+    }
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 dropout=0.0, weight_decay=0.0, clip_norm=None, clip_value=None, n_threads=None,
+                 diagnostics=False):
+        self.loss = loss
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.dropout = dropout
+        self.weight_decay = weight_decay
+        self.clip_norm = clip_norm
+        self.clip_value = clip_value
+        self.n_threads = n_threads
+        self.diagnostics = diagnostics
+
+    def _is_classifier(self):
+        return False
+
+    def _loss_object(self):
+        return losses.Poisson() if self.loss == "poisson" else losses.SquaredError()
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
+                             dtype=(np.float64, np.float32), reset=reset)
+        X = to_float32(X, "X")
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError("Some value(s) of y are negative which is not allowed for Poisson "
+                             "regression.")
+        Y = to_float32(y.reshape(len(y), -1), "y")
+        self.n_outputs_ = Y.shape[1]
+        self._y_raw = y
+        return X, Y, np.zeros(0, np.int64), None
+
+    def _y_true(self, rows):
+        return self._y_raw[rows]
+
+    def _output(self, Y, labels):
+        return self.n_outputs_, "exponential" if self.loss == "poisson" else "linear"
+
+    def _score_arrays(self, X, y, sample_weight):
+        return r2_score(y, self._predict_arrays(X), sample_weight=sample_weight)
+
+    def _predict_arrays(self, X):
+        out = self._outputs(X)
+        return out.ravel() if self.n_outputs_ == 1 else out
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to X (n_samples, n_features) and targets y, as scikit-learn's."""
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over the given data."""
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def predict(self, X):
+        """Predicted targets, shape (n_samples,) or (n_samples, n_outputs)."""
+        out = self._forward(X)
+        return out.ravel() if self.n_outputs_ == 1 else out

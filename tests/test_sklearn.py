@@ -1,0 +1,264 @@
+"""fastbp.MLPClassifier / MLPRegressor: drop-ins for scikit-learn's, checked against them."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+from sklearn import neural_network as sk
+from sklearn.base import clone
+from sklearn.compose import ColumnTransformer
+from sklearn.datasets import load_digits, make_classification, make_regression
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import (
+    check_sample_weight_equivalence_on_dense_data, parametrize_with_checks,
+)
+
+import fastbp
+from fastbp import MLPClassifier, MLPRegressor
+
+FLOAT32_REASON = (
+    "fastbp trains in float32. Fitting with integer weights and fitting on repeated rows "
+    "agree to float32 precision (relative 1e-4 after training, tested in "
+    "test_sample_weight_equivalence_to_float32_precision), not to the check's rtol=1e-7; "
+    "scikit-learn runs this check on its own MLP only with solver='lbfgs' / 'sgd' either.")
+
+
+def expected_failures(estimator):
+    return {"check_sample_weight_equivalence_on_dense_data": FLOAT32_REASON}
+
+
+@parametrize_with_checks([MLPClassifier(), MLPRegressor()],
+                         expected_failed_checks=expected_failures)
+def test_scikit_learn_estimator_checks(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        check(estimator)
+
+
+@pytest.mark.parametrize("make", [lambda: MLPClassifier(solver="lbfgs", random_state=0),
+                                  lambda: MLPRegressor(solver="sgd", tol=1e-2, random_state=42)])
+def test_sample_weight_equivalence_to_float32_precision(make):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((15, 4))
+    y = rng.integers(0, 3, 15) if isinstance(make(), MLPClassifier) else rng.standard_normal(15)
+    w = rng.integers(0, 3, 15)
+    repeated = np.repeat(np.arange(15), w)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = make().fit(X, y, sample_weight=w)
+        b = make().fit(X[repeated], y[repeated])
+    method = "predict_proba" if hasattr(a, "predict_proba") else "predict"
+    np.testing.assert_allclose(getattr(a, method)(X), getattr(b, method)(X), rtol=2e-3,
+                               atol=1e-5)
+
+
+# -- same settings, same result ---------------------------------------------------------------
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return (X / 16).astype(np.float32), y
+
+
+SOLVERS = [("sgd", dict(momentum=0.9, nesterovs_momentum=False)),
+           ("sgd", dict(momentum=0.9, nesterovs_momentum=True)),
+           ("sgd", dict(momentum=0.0, learning_rate="invscaling", power_t=0.25)),
+           ("adam", {})]
+
+
+@pytest.mark.parametrize("solver, extra", SOLVERS, ids=["momentum", "nesterov", "invscaling",
+                                                        "adam"])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_classifier_follows_scikit_learn(solver, extra, shuffle):
+    X, y = digits()
+    settings = dict(hidden_layer_sizes=(32, 16), activation="tanh", solver=solver, max_iter=5, random_state=0,
+                    shuffle=shuffle, learning_rate_init=0.01, batch_size=64, **extra)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = sk.MLPClassifier(**settings).fit(X, y)
+        comp = MLPClassifier(**settings).fit(X, y)
+    for a, b in zip(comp.coefs_ + comp.intercepts_, ref.coefs_ + ref.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=2e-5)
+    np.testing.assert_allclose(comp.loss_curve_, ref.loss_curve_, rtol=1e-4)
+    assert comp.n_iter_ == ref.n_iter_ == 5 and comp.t_ == ref.t_
+    np.testing.assert_array_equal(comp.predict(X), ref.predict(X))
+
+
+@pytest.mark.parametrize("solver, extra", SOLVERS[1:2] + SOLVERS[3:], ids=["nesterov", "adam"])
+@pytest.mark.parametrize("outputs", [1, 3])
+def test_regressor_follows_scikit_learn(solver, extra, outputs):
+    X, y = make_regression(n_samples=300, n_features=8, n_targets=outputs, noise=5, random_state=0)
+    X = X.astype(np.float32)
+    y = (y / y.std()).astype(np.float32)
+    w = np.random.default_rng(0).uniform(0.5, 2, 300)
+    settings = dict(hidden_layer_sizes=(20,), activation="tanh", solver=solver, max_iter=5, random_state=1,
+                    learning_rate_init=0.01, alpha=0.01, **extra)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = sk.MLPRegressor(**settings).fit(X, y, sample_weight=w)
+        comp = MLPRegressor(**settings).fit(X, y, sample_weight=w)
+    for a, b in zip(comp.coefs_ + comp.intercepts_, ref.coefs_ + ref.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=2e-5)
+    np.testing.assert_allclose(comp.loss_curve_, ref.loss_curve_, rtol=1e-4)
+    np.testing.assert_allclose(comp.predict(X), ref.predict(X), rtol=1e-3, atol=1e-4)
+
+
+def test_poisson_multilabel_early_stopping_adaptive_follow_scikit_learn():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 5)).astype(np.float32)
+    counts = rng.poisson(np.exp(0.3 * X[:, 0])).astype(np.float32)
+    labels = (X[:, :3] > 0).astype(int)
+    cases = [
+        (MLPRegressor, dict(loss="poisson", hidden_layer_sizes=(8,)), counts),
+        (MLPClassifier, dict(hidden_layer_sizes=(8,)), labels),
+        (MLPClassifier, dict(hidden_layer_sizes=(8,), early_stopping=True, n_iter_no_change=3),
+         labels[:, 0]),
+        (MLPClassifier, dict(hidden_layer_sizes=(8,), solver="sgd", learning_rate="adaptive",
+                             n_iter_no_change=2, tol=0.1), labels[:, 0]),
+    ]
+    for cls, extra, y in cases:
+        settings = dict(max_iter=12, random_state=0, learning_rate_init=0.01, **extra)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            ref = getattr(sk, cls.__name__)(**settings).fit(X, y)
+            comp = cls(**settings).fit(X, y)
+        assert comp.n_iter_ == ref.n_iter_, extra
+        np.testing.assert_allclose(comp.loss_curve_, ref.loss_curve_, rtol=1e-4)
+        for a, b in zip(comp.coefs_, ref.coefs_):
+            np.testing.assert_allclose(a, b, rtol=1e-3, atol=2e-5)
+        assert comp.out_activation_ == ref.out_activation_
+        if extra.get("early_stopping"):
+            np.testing.assert_allclose(comp.validation_scores_, ref.validation_scores_)
+            assert comp.best_validation_score_ == ref.best_validation_score_
+
+
+def test_lbfgs_and_partial_fit():
+    X, y = digits()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = sk.MLPClassifier(hidden_layer_sizes=(16,), solver="lbfgs", max_iter=50,
+                               random_state=0).fit(X, y)
+        comp = MLPClassifier(hidden_layer_sizes=(16,), solver="lbfgs", max_iter=50,
+                             random_state=0).fit(X, y)
+    assert comp.n_iter_ == 50 and comp.loss_ == pytest.approx(ref.loss_, rel=0.2)
+    assert abs(comp.score(X, y) - ref.score(X, y)) < 0.02
+    assert not hasattr(comp, "partial_fit")
+    ref = sk.MLPClassifier(hidden_layer_sizes=(16,), random_state=0, shuffle=False)
+    comp = MLPClassifier(hidden_layer_sizes=(16,), random_state=0, shuffle=False)
+    for _ in range(3):
+        ref.partial_fit(X[:500], y[:500], classes=np.arange(10))
+        comp.partial_fit(X[:500], y[:500], classes=np.arange(10))
+    for a, b in zip(comp.coefs_, ref.coefs_):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=2e-5)
+    assert comp.n_iter_ == ref.n_iter_ == 1 and comp.t_ == ref.t_ == 1500
+
+
+def test_warm_start_from_given_weights():
+    X, y = digits()
+    ref = sk.MLPClassifier(hidden_layer_sizes=(8,), max_iter=3, random_state=5)
+    comp = MLPClassifier(hidden_layer_sizes=(8,), max_iter=1, random_state=9, warm_start=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref.fit(X, y)
+        comp.fit(X, y)
+        comp.coefs_ = [c.astype(np.float32) for c in ref.coefs_]  # set through warm_start
+        comp.intercepts_ = [b.astype(np.float32) for b in ref.intercepts_]
+        ref.set_params(warm_start=True, max_iter=2, shuffle=False).fit(X, y)
+        comp.set_params(max_iter=2, shuffle=False).fit(X, y)
+    for a, b in zip(comp.coefs_, ref.coefs_):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=2e-5)
+    with pytest.raises(ValueError, match="must keep the shapes"):
+        comp.coefs_ = [np.zeros((2, 2))] * 2
+        comp.predict(X)
+
+
+# -- in scikit-learn's tools ------------------------------------------------------------------
+def test_pipeline_grid_search_cross_val_clone_pickle():
+    pd = pytest.importorskip("pandas")
+    X, y = make_classification(n_samples=300, n_features=6, n_informative=4, random_state=0)
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(6)])
+    frame["colour"] = np.where(y > 0, 1.0, -1.0) * 0 + np.arange(300) % 3
+    pre = ColumnTransformer([("scale", StandardScaler(), [f"f{i}" for i in range(6)])],
+                            remainder="passthrough")
+    pipe = make_pipeline(pre, MLPClassifier(max_iter=100, learning_rate_init=0.02,
+                                            random_state=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search = GridSearchCV(pipe, {"mlpclassifier__hidden_layer_sizes": [(8,), (16,)],
+                                     "mlpclassifier__alpha": [1e-4, 1e-2]}, cv=3, n_jobs=2)
+        search.fit(frame, y)
+        scores = cross_val_score(MLPClassifier(max_iter=100, learning_rate_init=0.02,
+                                               random_state=0), X, y, cv=3, n_jobs=2)
+    assert search.best_score_ > 0.8 and scores.mean() > 0.8
+    model = MLPClassifier(max_iter=20, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(frame[[f"f{i}" for i in range(6)]], y)
+    assert list(model.feature_names_in_) == [f"f{i}" for i in range(6)]
+    again = pickle.loads(pickle.dumps(model))
+    features = frame[[f"f{i}" for i in range(6)]]
+    np.testing.assert_array_equal(again.predict_proba(features), model.predict_proba(features))
+    assert clone(model).get_params() == model.get_params()
+
+
+def test_errors_are_scikit_learns():
+    X, y = digits()
+    model = MLPClassifier(max_iter=2)
+    with pytest.raises(NotFittedError):
+        model.predict(X)
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        model.fit(bad, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+    with pytest.raises(ValueError, match="X has 10 features, but MLPClassifier is expecting 64"):
+        model.predict(X[:, :10])
+    with pytest.raises(ValueError, match="hidden_layer_sizes must be > 0"):
+        MLPClassifier(hidden_layer_sizes=(0,)).fit(X, y)
+    with pytest.raises(ValueError, match="The 'solver' parameter of MLPClassifier must be"):
+        MLPClassifier(solver="newton").fit(X, y)
+    with pytest.raises(ValueError, match="negative which is not allowed for Poisson"):
+        MLPRegressor(loss="poisson").fit(X, -np.ones(len(X)))
+    with pytest.raises(ValueError, match="dropout must be a rate"):
+        MLPClassifier(dropout=[0.1, 0.2]).fit(X, y)
+    with pytest.raises(ValueError, match="dropout needs a stochastic solver"):
+        MLPClassifier(dropout=0.1, solver="lbfgs").fit(X, y)
+    with pytest.raises(ValueError, match="one of them per hidden layer"):
+        MLPClassifier(hidden_layer_sizes=(4, 4), activation=["relu"]).fit(X, y)
+
+
+# -- what scikit-learn's MLP lacks --------------------------------------------------------------
+def test_extras():
+    X, y = digits()
+    kwargs = dict(hidden_layer_sizes=(32, 16), max_iter=40, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        plain = MLPClassifier(**kwargs).fit(X, y)
+        mixed = MLPClassifier(activation=["tanh", "leaky_relu"], dropout=[0.2, 0.0],
+                              solver="adamw", weight_decay=0.01, clip_norm=1.0, clip_value=0.5,
+                              n_threads=1, diagnostics=True, **kwargs).fit(X, y)
+        balanced = MLPClassifier(class_weight="balanced", **kwargs).fit(X[:600], y[:600])
+        weighted = MLPClassifier(**kwargs).fit(
+            X[:600], y[:600], sample_weight=600 / (10 * np.bincount(y[:600])[y[:600]]))
+    assert mixed.score(X, y) > 0.8 and plain.score(X, y) > 0.8
+    assert set(mixed.diagnostics_) >= {"hidden_0/grad_norm", "hidden_1/update_ratio",
+                                       "output/weight_norm"}
+    assert len(mixed.diagnostics_["output/grad_norm"]) == mixed.n_iter_
+    for a, b in zip(balanced.coefs_, weighted.coefs_):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_much_faster_per_epoch_than_scikit_learn_is_measured_in_bench():
+    """Speed is a benchmark's business (bench/bench_sklearn.py); here only that it runs."""
+    X, y = digits()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        assert MLPClassifier(max_iter=1).fit(X, y).n_iter_ == 1
+
+
+def test_top_level_names():
+    assert fastbp.MLPClassifier is MLPClassifier and fastbp.MLPRegressor is MLPRegressor

@@ -186,7 +186,7 @@ class _BaseMLP(BaseEstimator):
     # -- data -----------------------------------------------------------------------------
     def _validate_X(self, X, reset):
         X = validate_data(self, X, reset=reset, dtype=(np.float64, np.float32))
-        return to_float32(X, "X")
+        return _as_float32(X)
 
     # -- fitting ---------------------------------------------------------------------------
     def _fit(self, X, y, sample_weight=None, incremental=False):
@@ -410,6 +410,14 @@ class _BaseMLP(BaseEstimator):
             self._sync()
 
 
+def _as_float32(X):
+    """float32 C-contiguous X (already checked for NaN by scikit-learn's validation; values
+    beyond float32's range are still caught)."""
+    if X.dtype == np.float32 and X.flags.c_contiguous:
+        return X
+    return to_float32(X, "X")
+
+
 class _threads_limit:
     """Run with ``n`` Numba threads (None: leave as is); Numba's setting is per Python thread."""
 
@@ -504,32 +512,49 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, multi_output=True, dtype=(np.float64, np.float32),
                              reset=reset)
-        X = to_float32(X, "X")
+        X = _as_float32(X)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+        new_classes = not hasattr(self, "classes_") or (not self.warm_start and not incremental)
+        if new_classes:
             self._label_binarizer = LabelBinarizer()
             self._label_binarizer.fit(y)
             self.classes_ = self._label_binarizer.classes_
-        else:
+        self._y_raw = y
+        multiclass = self._label_binarizer.y_type_ == "multiclass" and \
+            len(self._label_binarizer.classes_) > 2
+        if multiclass and y.ndim == 1:
+            # class indices straight away (LabelBinarizer's one-hot rows cost 10x more)
+            index = np.searchsorted(self.classes_, y)
+            index = np.minimum(index, len(self.classes_) - 1)
+            if not new_classes:
+                unseen = self.classes_[index] != y
+                if unseen.any():
+                    self._classes_error(unique_labels(y))
+            self.n_outputs_ = len(self.classes_)
+            labels = index.astype(np.int64)
+            return X, np.zeros((0, self.n_outputs_), np.float32), labels, labels
+        if not new_classes:
             classes = unique_labels(y)
-            if self.warm_start:
-                if set(classes) != set(self.classes_):
-                    raise ValueError(f"warm_start can only be used where `y` has the same "
-                                     f"classes as in the previous call to fit. Previously got "
-                                     f"{self.classes_}, `y` has {classes}")
-            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
-                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
-                                 f"{self.classes_}. 'y' has {classes}.")
+            if self.warm_start and set(classes) != set(self.classes_) or \
+                    len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                self._classes_error(classes)
         binary = self._label_binarizer.transform(y)
         self.n_outputs_ = binary.shape[1]
-        self._y_raw = y
         if self._label_binarizer.y_type_ == "multiclass" and self.n_outputs_ > 1:
             labels = binary.argmax(axis=1).astype(np.int64)
             return X, np.zeros((0, self.n_outputs_), np.float32), labels, labels
         Y = np.ascontiguousarray(binary, dtype=np.float32)
         class_index = Y[:, 0].astype(np.int64) if self.n_outputs_ == 1 else None
         return X, Y, np.zeros(0, np.int64), class_index
+
+    def _classes_error(self, classes):
+        if self.warm_start:
+            raise ValueError(f"warm_start can only be used where `y` has the same classes as in "
+                             f"the previous call to fit. Previously got {self.classes_}, `y` "
+                             f"has {classes}")
+        raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                         f"{self.classes_}. 'y' has {classes}.")
 
     def _y_true(self, rows):
         return self._y_raw[rows]
@@ -662,7 +687,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
                              dtype=(np.float64, np.float32), reset=reset)
-        X = to_float32(X, "X")
+        X = _as_float32(X)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if self.loss == "poisson" and np.any(y < 0):

@@ -113,9 +113,15 @@ def add_penalty(w, g, c1, c2):
     """``g += gradient of c1 |w| + c2 w^2``; returns the penalty's value. w, g : float32 (n,)."""
     if c1 == 0.0 and c2 == 0.0:
         return 0.0
-    c1f = np.float32(c1)
     two_c2 = np.float32(2.0 * c2)
     sq = _ZERO
+    if c1 == 0.0:  # the common case (L2 only): a plain vectorised loop
+        for i in range(w.shape[0]):
+            x = w[i]
+            sq += x * x
+            g[i] += two_c2 * x
+        return c2 * sq
+    c1f = np.float32(c1)
     ab = _ZERO
     for i in range(w.shape[0]):
         x = w[i]

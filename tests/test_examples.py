@@ -35,12 +35,19 @@ def test_example(script, expected):
     assert expected in run(str(ROOT / "examples" / script))
 
 
-def test_readme_example_runs(tmp_path, monkeypatch):
+def test_readme_examples_run(tmp_path, monkeypatch):
     import re
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
     text = (ROOT / "README.md").read_text()
-    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) >= 2
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, "README.md", "exec"), {})
+    for i, code in enumerate(blocks):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            exec(compile(code, f"README.md block {i}", "exec"), {})
     assert (tmp_path / "digits.npz").exists()
 
 
@@ -50,3 +57,8 @@ def test_early_stopping_example_saves_its_curves(tmp_path):
     assert "best epoch" in out and "test accuracy 0.9" in out
     pytest.importorskip("matplotlib")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sklearn_dropin_example():
+    out = run(str(ROOT / "examples" / "sklearn_dropin.py"))
+    assert out.count("test accuracy 0.9") == 2

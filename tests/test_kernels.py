@@ -54,23 +54,12 @@ def test_act_forward(name, m, rng):
     alpha = ALPHA.get(name, 0.0)
     z = pre_activations(rng, max(m, 3), 6)[:m].copy()
     bias = rng.standard_normal(6).astype(np.float32)
-    comp_a = np.empty_like(z)
-    k_act.act_forward(z, bias, code, alpha, comp_a)
-    ref_a = np.empty(z.shape)
-    r_act.act_forward(f64(z), f64(bias), code, alpha, ref_a)
+    comp_a = z.copy()
+    k_act.act_forward(comp_a, bias, code, alpha)
+    ref_a = f64(z)
+    r_act.act_forward(ref_a, f64(bias), code, alpha)
     close(comp_a, ref_a)
     assert np.isfinite(comp_a).all()
-
-
-@pytest.mark.parametrize("name", ACTIVATION_NAMES)
-def test_act_forward_in_place(name, rng):
-    code = codes.ACTIVATIONS[name]
-    z = pre_activations(rng, 5, 4)
-    bias = rng.standard_normal(4).astype(np.float32)
-    separate = np.empty_like(z)
-    k_act.act_forward(z, bias, code, ALPHA.get(name, 0.0), separate)
-    k_act.act_forward(z, bias, code, ALPHA.get(name, 0.0), z)
-    np.testing.assert_array_equal(z, separate)
 
 
 @pytest.mark.parametrize("name", ACTIVATION_NAMES)
@@ -78,8 +67,8 @@ def test_act_backward(name, rng):
     code = codes.ACTIVATIONS[name]
     alpha = ALPHA.get(name, 0.0)
     z = pre_activations(rng, 9, 5)
-    a = np.empty_like(z)
-    k_act.act_forward(z, np.zeros(5, np.float32), code, alpha, a)
+    a = z.copy()
+    k_act.act_forward(a, np.zeros(5, np.float32), code, alpha)
     g = rng.standard_normal(z.shape).astype(np.float32)
     comp_delta = g.copy()
     k_act.act_backward(a, code, alpha, comp_delta)
@@ -90,8 +79,8 @@ def test_act_backward(name, rng):
 
 def test_sigmoid_extremes():
     z = np.array([[-1e4, -100.0, 0.0, 100.0, 1e4]], np.float32)
-    a = np.empty_like(z)
-    k_act.act_forward(z, np.zeros(5, np.float32), codes.SIGMOID, 0.0, a)
+    a = z.copy()
+    k_act.act_forward(a, np.zeros(5, np.float32), codes.SIGMOID, 0.0)
     assert np.isfinite(a).all()
     np.testing.assert_allclose(a[0], [0.0, 0.0, 0.5, 1.0, 1.0], atol=1e-30)
 
@@ -110,7 +99,7 @@ def test_loss_delta(act_name, loss_name, weighted, rng):
     z = (rng.standard_normal((m, k)) * 2).astype(np.float32)
     out = z.copy()
     if not k_loss.is_fused(act, loss):
-        k_act.act_forward(z, np.zeros(k, np.float32), act, alpha, out)
+        k_act.act_forward(out, np.zeros(k, np.float32), act, alpha)
     norm = k_train.loss_norm(rows, sw, p)
     assert norm == pytest.approx(r_train.loss_norm(rows, sw, p))
     comp_out, comp_delta = out.copy(), np.empty_like(out)
@@ -134,7 +123,7 @@ def test_loss_delta_sparse_labels_equal_one_hot(loss_name, act_name, rng):
     p = loss_param(loss_name, k)
     z = rng.standard_normal((n, k)).astype(np.float32)
     if not k_loss.is_fused(act, loss):
-        k_act.act_forward(z, np.zeros(k, np.float32), act, 0.0, z)
+        k_act.act_forward(z, np.zeros(k, np.float32), act, 0.0)
     sparse_out, sparse_delta = z.copy(), np.empty_like(z)
     dense_out, dense_delta = z.copy(), np.empty_like(z)
     v1 = k_loss.loss_delta(loss, act, 0.0, sparse_out, Y, labels, rows, sw, p, float(n),
@@ -427,15 +416,15 @@ def test_predict_and_evaluate(spec, n, chunk, rng):
     r_train.predict(f64(X), net.ops, net.opf, ref_net.params, ref_net.aux, ref_net.acts[None],
                     chunk, ref_out)
     close(comp_out, ref_out, atol=1e-5)
-    # every row on its own: 3 threads' worth of runs, serial or parallel, and any single row
-    # give the same bits
+    # cut into 3 runs of rows, serial or parallel, or one row alone: the same outputs (to the
+    # last bits BLAS's blocking may change)
     for f in (k_train.predict, k_train.predict_parallel):
         other = np.empty_like(comp_out)
         f(X, net.ops, net.opf, net.params, net.aux, np.stack([net.acts] * 3), chunk, other)
-        np.testing.assert_array_equal(other, comp_out)
+        close(other, comp_out, rtol=1e-5, atol=1e-6)
     one = np.empty((1, 3), np.float32)
     k_train.predict(X[-1:], net.ops, net.opf, net.params, net.aux, net.acts[None], chunk, one)
-    np.testing.assert_array_equal(one[0], comp_out[-1])
+    close(one[0], comp_out[-1], rtol=1e-5, atol=1e-6)
     Y, labels = targets_for("categorical_crossentropy", "softmax", n, 3, rng, sparse=True)
     sw = rng.uniform(0.5, 1.5, n).astype(np.float32)
     p = loss_param("categorical_crossentropy", 3, norm_by_weight=1.0)
@@ -447,15 +436,3 @@ def test_predict_and_evaluate(spec, n, chunk, rng):
                      ref_net.aux, ref_net.acts, ref_net.deltas, chunk, ref_s)
     close(comp_s, ref_s, rtol=1e-4, atol=1e-5)
     assert comp_s[codes.ST_ROWS] == pytest.approx(sw.sum(), rel=1e-6)
-
-
-@pytest.mark.parametrize("m", [1, 3, 4, 9, 64])
-def test_matmul_rows_is_row_independent_and_correct(m, rng):
-    A = rng.standard_normal((70, 33)).astype(np.float32)
-    W = rng.standard_normal((33, 17)).astype(np.float32)
-    full = np.empty((70, 17), np.float32)
-    k_dense.matmul_rows(A, W, full)
-    close(full, f64(A) @ f64(W), atol=1e-4)
-    part = np.empty((m, 17), np.float32)
-    k_dense.matmul_rows(np.ascontiguousarray(A[5:5 + m]), W, part)
-    np.testing.assert_array_equal(part, full[5:5 + m])

@@ -26,66 +26,70 @@ def sigmoid(x):
 
 
 @jit
-def act_forward(z, bias, code, alpha, a):
-    """Add the bias and apply an activation: ``a = f(z + bias)``.
+def act_forward(a, bias, code, alpha):
+    """Add the bias and apply an activation, in place: ``a = f(a + bias)``.
+
+    In place on purpose: with separate input and output arrays that may be the same memory,
+    LLVM guards its vector loop with an overlap check that fails when they are, and falls
+    back to scalar code (measured: a 512 x 64 ReLU took 9.2 us in place through two
+    arguments, 2.6 us through one).
 
     Parameters
     ----------
-    z : float32 array of shape (m, n)
-        Pre-activation without the bias (the product ``a_in @ W``).
+    a : float32 array of shape (m, n)
+        On entry the pre-activation without the bias (the product ``a_in @ W``); overwritten
+        with the activation.
     bias : float32 array of shape (n,)
     code : int
         Activation code from ``fastbp.codes``.
     alpha : float
         The activation's parameter: negative slope of leaky_relu, alpha of elu.
-    a : float32 array of shape (m, n)
-        Overwritten with the activation. May be the same array as ``z``.
     """
-    m, n = z.shape
+    m, n = a.shape
     if code == LINEAR:
         for i in range(m):
             for j in range(n):
-                a[i, j] = z[i, j] + bias[j]
+                a[i, j] += bias[j]
     elif code == RELU:
         for i in range(m):
             for j in range(n):
-                x = z[i, j] + bias[j]
+                x = a[i, j] + bias[j]
                 a[i, j] = x if x > _ZERO else _ZERO
     elif code == LEAKY_RELU:
         slope = np.float32(alpha)
         for i in range(m):
             for j in range(n):
-                x = z[i, j] + bias[j]
+                x = a[i, j] + bias[j]
                 a[i, j] = x if x > _ZERO else slope * x
     elif code == ELU:
         scale = np.float32(alpha)
         for i in range(m):
             for j in range(n):
-                x = z[i, j] + bias[j]
+                x = a[i, j] + bias[j]
                 a[i, j] = x if x > _ZERO else scale * np.expm1(x)
     elif code == SIGMOID:
         for i in range(m):
             for j in range(n):
-                a[i, j] = sigmoid(z[i, j] + bias[j])
+                a[i, j] = sigmoid(a[i, j] + bias[j])
     elif code == TANH:
         for i in range(m):
             for j in range(n):
-                a[i, j] = np.tanh(z[i, j] + bias[j])
+                a[i, j] = np.tanh(a[i, j] + bias[j])
     elif code == EXP:
         for i in range(m):
             for j in range(n):
-                a[i, j] = np.exp(z[i, j] + bias[j])
+                a[i, j] = np.exp(a[i, j] + bias[j])
     elif code == SOFTMAX:
         for i in range(m):
             # subtract the row maximum so that exp never overflows
-            top = z[i, 0] + bias[0]
+            top = a[i, 0] + bias[0]
             for j in range(1, n):
-                x = z[i, j] + bias[j]
+                x = a[i, j] + bias[j]
                 if x > top:
                     top = x
             total = _ZERO
             for j in range(n):
-                e = np.exp(z[i, j] + bias[j] - top)
+                e = np.exp(a[i, j] + bias[j] - top)
                 a[i, j] = e
                 total += e
             inv = _ONE / total

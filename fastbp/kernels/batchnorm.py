@@ -62,7 +62,7 @@ def batchnorm_train(x, gamma, beta, code, alpha, momentum, eps, xhat, inv, mean,
             h = (x[i, j] - mean[j]) * inv[j]
             xhat[i, j] = h
             a[i, j] = gamma[j] * h
-    act_forward(a, beta, code, alpha, a)
+    act_forward(a, beta, code, alpha)
 
 
 @jit
@@ -72,7 +72,7 @@ def batchnorm_infer(x, gamma, beta, code, alpha, eps, run_mean, run_var, a):
     for i in range(m):
         for j in range(n):
             a[i, j] = gamma[j] * (x[i, j] - run_mean[j]) / np.sqrt(run_var[j] + np.float32(eps))
-    act_forward(a, beta, code, alpha, a)
+    act_forward(a, beta, code, alpha)
 
 
 @jit

@@ -30,7 +30,7 @@ from ..codes import (
 )
 from .activations import act_backward
 from .batchnorm import batchnorm_backward, batchnorm_infer, batchnorm_train
-from .dense import dense_backward, dense_forward, dense_forward_rows, dense_grad
+from .dense import dense_backward, dense_forward, dense_grad
 from .dropout import dropout_mask_apply
 from .losses import is_fused, loss_delta, output_stats
 from .optim import clip_scale, grad_sq_norm, optimizer_step, penalty, segments, sum_shards
@@ -117,10 +117,7 @@ def forward_pass(x, rows, ops, opf, out_act, params, aux, acts, training, seed, 
         if kind == OP_DENSE:
             W = block(params, p, n_in, n_out)
             b = params[p + n_in * n_out:p + n_in * n_out + n_out]
-            if training:
-                dense_forward(a_in, W, b, code, opf[k, OF_ALPHA], a_out)
-            else:  # inference: each row on its own, independent of the others
-                dense_forward_rows(a_in, W, b, code, opf[k, OF_ALPHA], a_out)
+            dense_forward(a_in, W, b, code, opf[k, OF_ALPHA], a_out)
             if alive.shape[0] > 0 and ops[k, OC_ALIVE] >= 0:
                 mark_alive(a_out, alive[ops[k, OC_ALIVE]:ops[k, OC_ALIVE] + n_out])
         elif kind == OP_BATCHNORM:
@@ -489,8 +486,8 @@ def predict(X, ops, opf, params, aux, acts, chunk, out):
     """Outputs of the network for every row of ``X`` (inference mode).
 
     The rows are cut into ``T = acts.shape[0]`` runs, each predicted ``chunk`` rows at a time
-    in its own buffer ``acts[t]``; every row is computed on its own (``dense_forward_rows``),
-    so the result does not depend on T or on the chunking.
+    in its own buffer ``acts[t]`` (the products by BLAS sgemm, so the last bits of a row may
+    depend on T and on the chunking).
     X : float32 (n, s0); acts : float32 (T, A); out : float32 (n, k), overwritten.
     """
     parts = acts.shape[0]

@@ -92,10 +92,11 @@ ACTIVATIONS = {
 }
 
 
-def act_forward(z, bias, code, alpha, a):
-    """``a = f(z + bias)``; z, a of shape (m, n), bias of shape (n,). ``a`` is overwritten."""
+def act_forward(a, bias, code, alpha):
+    """``a = f(a + bias)`` in place; a of shape (m, n) holds the pre-activation without the
+    bias on entry, bias has shape (n,)."""
     forward, _ = ACTIVATIONS[code]
-    a[...] = forward(z + bias, alpha)
+    a[...] = forward(a + bias, alpha)
 
 
 def act_backward(a, code, alpha, delta):

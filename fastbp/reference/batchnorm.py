@@ -15,12 +15,14 @@ def batchnorm_train(x, gamma, beta, code, alpha, momentum, eps, xhat, inv, mean,
     run_var[...] = momentum * run_var + (1.0 - momentum) * var
     inv[...] = 1.0 / np.sqrt(var + eps)
     xhat[...] = (x - mean) * inv
-    act_forward(gamma * xhat, beta, code, alpha, a)
+    a[...] = gamma * xhat
+    act_forward(a, beta, code, alpha)
 
 
 def batchnorm_infer(x, gamma, beta, code, alpha, eps, run_mean, run_var, a):
     """Forward with the running statistics: ``a = f(gamma (x - mean) / sqrt(var + eps) + beta)``."""
-    act_forward(gamma * (x - run_mean) / np.sqrt(run_var + eps), beta, code, alpha, a)
+    a[...] = gamma * (x - run_mean) / np.sqrt(run_var + eps)
+    act_forward(a, beta, code, alpha)
 
 
 def batchnorm_backward(g, xhat, inv, gamma, grad_gamma, grad_beta, delta_in, want_input):

@@ -5,12 +5,8 @@ from .activations import act_forward
 
 def dense_forward(a_in, W, b, code, alpha, a_out):
     """``a_out = f(a_in @ W + b)``; a_in (m, n_in), W (n_in, n_out), b (n_out,), a_out (m, n_out)."""
-    act_forward(a_in @ W, b, code, alpha, a_out)
-
-
-def dense_forward_rows(a_in, W, b, code, alpha, a_out):
-    """The same function as ``dense_forward`` (the compiled twin fixes the summation order)."""
-    dense_forward(a_in, W, b, code, alpha, a_out)
+    a_out[...] = a_in @ W
+    act_forward(a_out, b, code, alpha)
 
 
 def dense_grad(a_in, delta, grad_w, grad_b):

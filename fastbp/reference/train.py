@@ -16,7 +16,7 @@ from ..codes import (
 )
 from .activations import act_backward
 from .batchnorm import batchnorm_backward, batchnorm_infer, batchnorm_train
-from .dense import dense_backward, dense_forward, dense_forward_rows, dense_grad
+from .dense import dense_backward, dense_forward, dense_grad
 from .dropout import dropout_mask_apply
 from .losses import is_fused, loss_delta, output_stats
 from .optim import clip_scale, grad_sq_norm, optimizer_step, penalty, segments, sum_shards
@@ -62,10 +62,7 @@ def forward_pass(x, rows, ops, opf, out_act, params, aux, acts, training, seed, 
         if kind == OP_DENSE:
             W = block(params, p, n_in, n_out)
             b = params[p + n_in * n_out:p + n_in * n_out + n_out]
-            if training:
-                dense_forward(a_in, W, b, code, opf[k, OF_ALPHA], a_out)
-            else:  # inference: each row on its own, independent of the others
-                dense_forward_rows(a_in, W, b, code, opf[k, OF_ALPHA], a_out)
+            dense_forward(a_in, W, b, code, opf[k, OF_ALPHA], a_out)
             if len(alive) and ops[k, OC_ALIVE] >= 0:
                 mark_alive(a_out, alive[ops[k, OC_ALIVE]:ops[k, OC_ALIVE] + n_out])
         elif kind == OP_BATCHNORM:

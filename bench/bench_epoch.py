@@ -1,6 +1,7 @@
 """One training epoch, compiled engine against the NumPy reference, in the same run.
 
 Run: python -m pytest bench/bench_epoch.py --benchmark-group-by=param:workload
+(one workload: add ``-k small``).
 pytest-benchmark prints each group's times side by side with the ratio to the fastest.
 Every benchmark trains one warm-up epoch first, so compilation is never timed.
 """
@@ -11,7 +12,7 @@ from workloads import WORKLOADS, data, fastbp_model
 
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
-@pytest.mark.parametrize("workload", ["small"])
+@pytest.mark.parametrize("workload", list(WORKLOADS))
 def test_epoch(benchmark, workload, backend):
     X, y = data(workload)
     batch = WORKLOADS[workload][4]

@@ -291,6 +291,19 @@ def run_shards_parallel(X, Y, labels, sw, rows, norm, ops, opf, loss, loss_param
 
 
 @jit
+def ordered_sum(a):
+    """``a[0] + a[1] + ...`` in index order, float64 (a: 1-D).
+
+    Used in place of ``a.sum()``: inside a ``parallel=True`` function Numba turns ``.sum()``
+    into a parallel reduction, which allocates on every call and adds in an order that
+    depends on the thread count."""
+    total = 0.0
+    for i in range(a.shape[0]):
+        total += a[i]
+    return total
+
+
+@jit
 def chunk_norms(params, grads, runs, pscale, seg, parts, c):
     """Sum the shards over chunk c of the parameter vector and return the chunk's squared
     gradient norm (penalty included)."""
@@ -322,11 +335,11 @@ def run_update(opt, params, grads, state, hyper, t, runs, pscale, seg, chunk_out
     if clipnorm > 0.0:
         for c in range(parts):
             chunk_out[c] = chunk_norms(params, grads, runs, pscale, seg, parts, c)
-        scale = clip_scale(chunk_out.sum(), clipnorm)
+        scale = clip_scale(ordered_sum(chunk_out), clipnorm)
     for c in range(parts):
         chunk_out[c] = chunk_update(opt, params, grads, state, hyper, t, runs, pscale, scale,
                                     clipnorm > 0.0, seg, parts, c, diag, prev)
-    return chunk_out.sum()
+    return ordered_sum(chunk_out)
 
 
 @jit(parallel=True)
@@ -339,11 +352,11 @@ def run_update_parallel(opt, params, grads, state, hyper, t, runs, pscale, seg, 
     if clipnorm > 0.0:
         for c in prange(parts):
             chunk_out[c] = chunk_norms(params, grads, runs, pscale, seg, parts, c)
-        scale = clip_scale(chunk_out.sum(), clipnorm)
+        scale = clip_scale(ordered_sum(chunk_out), clipnorm)
     for c in prange(parts):
         chunk_out[c] = chunk_update(opt, params, grads, state, hyper, t, runs, pscale, scale,
                                     clipnorm > 0.0, seg, parts, c, diag, prev)
-    return chunk_out.sum()
+    return ordered_sum(chunk_out)
 
 
 @jit
@@ -417,7 +430,7 @@ def train_epoch(X, Y, labels, sw, order, batch_size, ops, opf, runs, loss, loss_
         else:
             run_shards(X, Y, labels, sw, rows, norm, ops, opf, loss, loss_param, acc_kind,
                        params, aux, grads, xb, acts, deltas, stats, seed, t, diag, shard_loss)
-        value = shard_loss.sum() / norm
+        value = ordered_sum(shard_loss) / norm
         if not np.isfinite(value):
             return batch, t
         if per_step:

@@ -198,6 +198,11 @@ def chunk_update(opt, params, grads, state, hyper, t, runs, pscale, scale, summe
                           prev)
 
 
+def ordered_sum(a):
+    """Sum of a 1-D array (the compiled twin adds in index order), as a float."""
+    return float(a.sum())
+
+
 def run_update(opt, params, grads, state, hyper, t, runs, pscale, seg, chunk_out, diag, prev):
     """Penalty, clipping and update over the whole vector, chunk by chunk; returns the penalty."""
     parts = seg.shape[0]
@@ -206,11 +211,11 @@ def run_update(opt, params, grads, state, hyper, t, runs, pscale, seg, chunk_out
     if clipnorm > 0.0:
         for c in range(parts):
             chunk_out[c] = chunk_norms(params, grads, runs, pscale, seg, parts, c)
-        scale = clip_scale(chunk_out.sum(), clipnorm)
+        scale = clip_scale(ordered_sum(chunk_out), clipnorm)
     for c in range(parts):
         chunk_out[c] = chunk_update(opt, params, grads, state, hyper, t, runs, pscale, scale,
                                     clipnorm > 0.0, seg, parts, c, diag, prev)
-    return chunk_out.sum()
+    return ordered_sum(chunk_out)
 
 
 run_update_parallel = run_update
@@ -229,7 +234,7 @@ def train_epoch(X, Y, labels, sw, order, batch_size, ops, opf, runs, loss, loss_
         norm = loss_norm(rows, sw, loss_param)
         run_shards(X, Y, labels, sw, rows, norm, ops, opf, loss, loss_param, acc_kind, params,
                    aux, grads, xb, acts, deltas, stats, seed, t, diag, shard_loss)
-        value = shard_loss.sum() / norm
+        value = ordered_sum(shard_loss) / norm
         if not np.isfinite(value):
             return batch, t
         if sched[SC_PER_STEP] != 0.0:

@@ -7,7 +7,9 @@
   5 processes), and once with a cold cache (an empty ``NUMBA_CACHE_DIR``).
 * Memory: resident-set growth during ``fit`` of the ``medium`` workload, sampled every
   millisecond by a thread, against the sizes of X, y and the parameters.
-* Concurrency: two ``small`` models trained in two Python threads against one after the other.
+* Concurrency: two ``small`` models trained in two Python threads against one after the other,
+  with Numba's default thread count (a model alone shards its batches over both cores) and
+  with one thread.
 """
 
 import os
@@ -62,10 +64,10 @@ import threading, time, numpy as np, fastbp
 from workloads import data, fastbp_model
 X, y = data("small")
 def train():
-    fastbp_model("small").fit(X, y, epochs=2, batch_size=64)
+    fastbp_model("small").fit(X, y, epochs=4, batch_size=64)
 train()  # compile or load the cache
 results = {}
-for rep in range(3):
+for rep in range(5):
     t = time.perf_counter(); train(); train(); results.setdefault("serial", []).append(time.perf_counter() - t)
     threads = [threading.Thread(target=train) for _ in range(2)]
     t = time.perf_counter()
@@ -94,6 +96,7 @@ def main():
         cold = python(FIRST_FIT, NUMBA_CACHE_DIR=cache)
     base, peak, x_bytes, y_bytes, p_bytes = python(MEMORY)
     serial, threaded = python(CONCURRENT)
+    serial_1, threaded_1 = python(CONCURRENT, NUMBA_NUM_THREADS="1")
     mb = 2.0 ** 20
     lines = [
         "| measure | figure |", "|---|---|",
@@ -105,8 +108,10 @@ def main():
         f"| `medium` fit, 2 epochs: resident memory growth during fit | "
         f"{(peak - base) / mb:.1f} MiB (X {x_bytes / mb:.1f} MiB, y {y_bytes / mb:.2f} MiB, "
         f"parameters {p_bytes / mb:.2f} MiB) |",
-        f"| two `small` models, 2 epochs each: in 2 threads / one after the other | "
+        f"| two `small` models, 4 epochs each: in 2 threads / one after the other | "
         f"{threaded:.2f} s / {serial:.2f} s = {threaded / serial:.2f} |",
+        f"| the same with `NUMBA_NUM_THREADS=1` (each model on one core) | "
+        f"{threaded_1:.2f} s / {serial_1:.2f} s = {threaded_1 / serial_1:.2f} |",
     ]
     text = "\n".join(lines)
     out = HERE / "results"

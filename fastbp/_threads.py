@@ -76,6 +76,33 @@ def parallel(shards):
     return LAYER is not None and shards > 1 and numba.get_num_threads() > 1
 
 
+# --- several fits or predictions at once ---------------------------------------------------
+# Models trained from several Python threads each hold a core already (the kernels release the
+# GIL). Sharing Numba's pool as well would only add synchronisation, so a compiled call that
+# is not alone runs its shards one after the other: the same shards, so the same bits.
+
+_running = 0
+_running_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def running():
+    """Count this compiled call among those under way in the process (see ``alone``)."""
+    global _running
+    with _running_lock:
+        _running += 1
+    try:
+        yield
+    finally:
+        with _running_lock:
+            _running -= 1
+
+
+def alone():
+    """Whether the calling compiled call is the only one under way (inside ``running``)."""
+    return _running <= 1
+
+
 # --- BLAS threads during parallel training -------------------------------------------------
 # Each shard thread calls BLAS (sgemm through np.dot). If BLAS also starts its own threads,
 # 2 shards x 2 BLAS threads fight over 2 cores: measured 30x slower on the `medium` workload.

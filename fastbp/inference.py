@@ -25,18 +25,20 @@ def chunk_rows(layout, n, batch_size=None):
 
 def predict(backend, layout, params, aux, X, batch_size=None):
     """Outputs (n, k) float32 of the network for the checked float32 rows ``X`` (n, s0)."""
-    n = len(X)
-    threads = 1
-    if backend.name == "numba" and _threads.LAYER is not None:
-        import numba
-        threads = max(1, min(numba.get_num_threads(), n // MIN_ROWS_PER_THREAD))
-    chunk = chunk_rows(layout, -(-n // threads), batch_size)
-    ops, size = layout.tables(chunk)
-    acts = np.zeros((threads, size), np.float32)
-    out = np.empty((n, layout.n_outputs), np.float32)
-    if threads > 1:
-        with _threads.single_threaded_blas():
-            backend.predict_parallel(X, ops, layout.opf, params, aux, acts, chunk, out)
-    else:
-        backend.predict(X, ops, layout.opf, params, aux, acts, chunk, out)
-    return out
+    with _threads.running():
+        n = len(X)
+        threads = 1
+        if backend.name == "numba" and _threads.LAYER is not None and _threads.alone():
+            import numba
+            threads = max(1, min(numba.get_num_threads(), n // MIN_ROWS_PER_THREAD))
+        chunk = chunk_rows(layout, -(-n // threads), batch_size)
+        ops, size = layout.tables(chunk)
+        acts = np.zeros((threads, size), np.float32)
+        out = np.empty((n, layout.n_outputs), np.float32)
+        # several threads of ours, or several callers: BLAS one thread each
+        with _threads.single_threaded_blas(threads > 1 or not _threads.alone()):
+            if threads > 1:
+                backend.predict_parallel(X, ops, layout.opf, params, aux, acts, chunk, out)
+            else:
+                backend.predict(X, ops, layout.opf, params, aux, acts, chunk, out)
+        return out

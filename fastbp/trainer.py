@@ -55,19 +55,17 @@ class EpochRunner:
         end). ``self.lr`` is the rate of the epoch's last step; ``self.steps`` its step count.
         """
         opt, buf = self.optimizer, self.buf
-        X, Y, labels, sw = self.data
         stats = np.zeros((self.shards, self.n_stats))
         buf["diag"][:] = 0.0
         hyper = opt.hyper()
         saved = (self.params.copy(), self.aux.copy(), self.state.copy(), opt.iterations)
         start = opt.iterations
-        with _threads.single_threaded_blas(self.parallel):
-            status, t = self.backend.train_epoch(
-                X, Y, labels, sw, order, self.batch_size, buf["ops"], self.layout.opf,
-                self.layout.runs, self.loss_code, self.loss_param, self.acc_kind, opt.code, hyper,
-                opt.sched(), self.state, opt.iterations, self.params, self.aux, buf["grads"],
-                buf["xb"], buf["acts"], buf["deltas"], buf["seg"], buf["scratch"], stats,
-                buf["diag"], buf["prev"], self.seed, self.parallel)
+        with _threads.running():
+            # another fit or predict under way: run the shards serially (same bits, no
+            # contention for Numba's pool) and keep BLAS to one thread per caller
+            alone = _threads.alone()
+            with _threads.single_threaded_blas(self.parallel or not alone):
+                status, t = self._epoch(order, stats, hyper, self.parallel and alone)
         if status != codes.OK or not np.isfinite(self.params).all():
             self.params[:], self.aux[:], self.state[:], opt.iterations = saved
             self.status = status
@@ -77,6 +75,17 @@ class EpochRunner:
         self.lr = float(hyper[codes.HP_LR])
         self.steps = opt.iterations - start
         return stats.sum(axis=0)  # shard order: fixed
+
+    def _epoch(self, order, stats, hyper, parallel):
+        """One compiled ``train_epoch`` call over the fit's buffers; (status, steps after)."""
+        opt, buf = self.optimizer, self.buf
+        X, Y, labels, sw = self.data
+        return self.backend.train_epoch(
+            X, Y, labels, sw, order, self.batch_size, buf["ops"], self.layout.opf,
+            self.layout.runs, self.loss_code, self.loss_param, self.acc_kind, opt.code, hyper,
+            opt.sched(), self.state, opt.iterations, self.params, self.aux, buf["grads"],
+            buf["xb"], buf["acts"], buf["deltas"], buf["seg"], buf["scratch"], stats,
+            buf["diag"], buf["prev"], self.seed, parallel)
 
     def failure_message(self, epoch, epochs):
         where = f"batch {self.status + 1} of " if self.status != codes.OK else "the end of "

@@ -16,11 +16,13 @@ from fastbp.reference import schedules as r_sched
 from fastbp import codes
 from fastbp.kernels import activations as k_act
 from fastbp.kernels import dense as k_dense
+from fastbp.kernels import fastexp as k_exp
 from fastbp.kernels import losses as k_loss
 from fastbp.kernels import optim as k_optim
 from fastbp.kernels import train as k_train
 from fastbp.reference import activations as r_act
 from fastbp.reference import dense as r_dense
+from fastbp.reference import fastexp as r_exp
 from fastbp.reference import losses as r_loss
 from fastbp.reference import optim as r_optim
 from fastbp.reference import train as r_train
@@ -74,6 +76,52 @@ def test_act_backward(name, rng):
     k_act.act_backward(a, code, alpha, comp_delta)
     ref_delta = f64(g)
     r_act.act_backward(f64(a), code, alpha, ref_delta)
+    close(comp_delta, ref_delta)
+
+
+def test_exp_inplace_over_the_float32_range():
+    x = np.concatenate([np.linspace(-100, 100, 200_001, dtype=np.float32),
+                        np.float32([-87.3, -87.4, 88.7, 88.73, 0.0, -0.0, 1e-30, -1e-30])])
+    comp = x.copy()
+    k_exp.exp_inplace(comp)
+    ref = x.astype(np.float64)
+    r_exp.exp_inplace(ref)
+    normal = (ref > np.finfo(np.float32).tiny) & (ref < np.finfo(np.float32).max)
+    close(comp[normal], ref[normal], rtol=3 * 2.0 ** -24, atol=0)  # within 2 ulp (1.4 seen)
+    assert (comp[ref <= np.finfo(np.float32).tiny] <= np.finfo(np.float32).tiny).all()
+    assert np.isinf(comp[x > 88.73]).all()
+
+
+def test_exp_inplace_keeps_nan_and_infinities():
+    x = np.float32([np.nan, -np.inf, np.inf])
+    k_exp.exp_inplace(x)
+    assert np.isnan(x[0]) and x[1] == 0.0 and x[2] == np.inf
+
+
+@pytest.mark.parametrize("m, n", [(1, 1), (7, 10), (64, 3)])
+def test_softmax_rows(m, n, rng):
+    z = pre_activations(rng, max(m, 3), n)[:m].copy()
+    bias = rng.standard_normal(n).astype(np.float32)
+    comp, ref = z.copy(), f64(z)
+    k_act.softmax_rows(comp, bias)
+    r_act.softmax_rows(ref, f64(bias))
+    close(comp, ref)
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_softmax_crossentropy(sparse, weighted, rng):
+    n, m, k = 30, 12, 5
+    Y, labels = targets_for("categorical_crossentropy", "softmax", n, k, rng, sparse=sparse)
+    rows = rng.permutation(n)[:m].astype(np.int64)
+    sw = rng.uniform(0.5, 2.0, n).astype(np.float32) if weighted else np.zeros(0, np.float32)
+    z = pre_activations(rng, m, k)
+    comp_out, comp_delta = z.copy(), np.empty_like(z)
+    ref_out, ref_delta = f64(z), np.empty(z.shape)
+    comp = k_loss.softmax_crossentropy(comp_out, Y, labels, rows, sw, 0.7, 9.0, comp_delta)
+    ref = r_loss.softmax_crossentropy(ref_out, f64(Y), labels, rows, f64(sw), 0.7, 9.0, ref_delta)
+    assert comp == pytest.approx(ref, rel=RTOL)
+    close(comp_out, ref_out)
     close(comp_delta, ref_delta)
 
 

@@ -11,6 +11,7 @@ NumPy twin: ``fastbp.reference.activations``.
 import numpy as np
 
 from .._jit import jit
+from .fastexp import exp_inplace
 from ..codes import ELU, EXP, LEAKY_RELU, LINEAR, RELU, SIGMOID, SOFTMAX, TANH
 
 _ZERO = np.float32(0.0)
@@ -67,10 +68,14 @@ def act_forward(a, bias, code, alpha):
             for j in range(n):
                 x = a[i, j] + bias[j]
                 a[i, j] = x if x > _ZERO else scale * np.expm1(x)
-    elif code == SIGMOID:
+    elif code == SIGMOID:  # 1 / (1 + e^-x), the exponentials vectorised over the block
         for i in range(m):
             for j in range(n):
-                a[i, j] = sigmoid(a[i, j] + bias[j])
+                a[i, j] = -(a[i, j] + bias[j])
+        flat = a.reshape(m * n)
+        exp_inplace(flat)
+        for i in range(m * n):
+            flat[i] = _ONE / (_ONE + flat[i])
     elif code == TANH:
         for i in range(m):
             for j in range(n):
@@ -78,23 +83,35 @@ def act_forward(a, bias, code, alpha):
     elif code == EXP:
         for i in range(m):
             for j in range(n):
-                a[i, j] = np.exp(a[i, j] + bias[j])
+                a[i, j] += bias[j]
+        exp_inplace(a.reshape(m * n))
     elif code == SOFTMAX:
-        for i in range(m):
-            # subtract the row maximum so that exp never overflows
-            top = a[i, 0] + bias[0]
-            for j in range(1, n):
-                x = a[i, j] + bias[j]
-                if x > top:
-                    top = x
-            total = _ZERO
-            for j in range(n):
-                e = np.exp(a[i, j] + bias[j] - top)
-                a[i, j] = e
-                total += e
-            inv = _ONE / total
-            for j in range(n):
-                a[i, j] *= inv
+        softmax_rows(a, bias)
+
+
+@jit
+def softmax_rows(a, bias):
+    """``a = softmax(a + bias)`` row by row, in place; a (m, n) C-contiguous, bias (n,).
+
+    Three passes: shift each row by its maximum (so no exponential overflows), one vectorised
+    exponential over the whole block, then divide each row by its sum."""
+    m, n = a.shape
+    for i in range(m):
+        top = a[i, 0] + bias[0]
+        for j in range(1, n):
+            x = a[i, j] + bias[j]
+            if x > top:
+                top = x
+        for j in range(n):
+            a[i, j] = a[i, j] + bias[j] - top
+    exp_inplace(a.reshape(m * n))
+    for i in range(m):
+        total = _ZERO
+        for j in range(n):
+            total += a[i, j]
+        inv = _ONE / total
+        for j in range(n):
+            a[i, j] *= inv
 
 
 @jit

@@ -30,6 +30,7 @@ from ..codes import (
     ST_BIN_CORRECT, ST_CORRECT, ST_LOG_LOSS, ST_PER_OUTPUT, ST_SQ_ERR, ST_WEIGHT,
 )
 from .activations import act_backward, sigmoid
+from .fastexp import exp_inplace
 
 _ZERO = np.float32(0.0)
 _ONE = np.float32(1.0)
@@ -46,6 +47,62 @@ def is_fused(act, loss):
             or (act == SIGMOID and loss == BINARY_CROSSENTROPY)
             or (act == LINEAR and loss == SQUARED_ERROR)
             or (act == EXP and loss == POISSON))
+
+
+@jit
+def softmax_crossentropy(out, Y, labels, rows, sw, out_scale, norm, delta):
+    """Fused softmax + categorical cross-entropy of a batch: ``loss_delta``'s shortcut.
+
+    With s = z - max(z) per row (so that no exponential overflows) and e = exp(s):
+    p = e / sum(e), loss ``sum(y) log(sum(e)) - y . s``, ``delta = c (p sum(y) - y)``, one
+    exponential per logit, all of them in one vectorised pass over the block.
+
+    out : float32 (m, k), C-contiguous: logits on entry, probabilities on return.
+    delta : float32 (m, k): overwritten; ``delta[i, 0]`` holds ``y . s`` between the passes.
+    Other arguments and the return value as ``loss_delta``.
+    """
+    m, k = out.shape
+    sparse = labels.shape[0] > 0
+    weighted = sw.shape[0] > 0
+    for i in range(m):
+        r = rows[i]
+        top = out[i, 0]
+        for j in range(1, k):
+            if out[i, j] > top:
+                top = out[i, j]
+        y_dot_s = _ZERO
+        for j in range(k):
+            s = out[i, j] - top
+            out[i, j] = s
+            if not sparse:
+                y_dot_s += Y[r, j] * s
+        delta[i, 0] = out[i, labels[r]] if sparse else y_dot_s
+    exp_inplace(out.reshape(m * k))
+    total = 0.0
+    for i in range(m):
+        r = rows[i]
+        w = sw[r] if weighted else _ONE
+        c = np.float32(w * out_scale / norm)
+        y_sum = _ONE
+        if not sparse:
+            y_sum = _ZERO
+            for j in range(k):
+                y_sum += Y[r, j]
+        sum_e = _ZERO
+        for j in range(k):
+            sum_e += out[i, j]
+        total += w * out_scale * (y_sum * np.log(sum_e) - delta[i, 0])
+        inv = _ONE / sum_e
+        for j in range(k):
+            p = out[i, j] * inv
+            out[i, j] = p
+            delta[i, j] = c * p * y_sum
+        if sparse:
+            delta[i, labels[r]] -= c
+        else:
+            for j in range(k):
+                delta[i, j] -= c * Y[r, j]
+    return total
 
 
 @jit
@@ -85,42 +142,14 @@ def loss_delta(loss, act, alpha, out, Y, labels, rows, sw, loss_param, norm, del
     weighted = sw.shape[0] > 0
     total = 0.0
     fused = is_fused(act, loss)
+    if fused and loss == CATEGORICAL_CROSSENTROPY:
+        return softmax_crossentropy(out, Y, labels, rows, sw, out_scale, norm, delta)
     for i in range(m):
         r = rows[i]
         w = sw[r] if weighted else _ONE
         c = np.float32(w * out_scale / norm)
         row_loss = _ZERO
-        if fused and loss == CATEGORICAL_CROSSENTROPY:
-            top = out[i, 0]
-            for j in range(1, k):
-                if out[i, j] > top:
-                    top = out[i, j]
-            # one exp per logit: keep e_j = exp(z_j - top) in place of z_j
-            y_sum = _ONE
-            y_dot_z = out[i, labels[r]] if sparse else _ZERO
-            if not sparse:
-                y_sum = _ZERO
-                for j in range(k):
-                    y_sum += Y[r, j]
-                    y_dot_z += Y[r, j] * out[i, j]
-            total_e = _ZERO
-            for j in range(k):
-                e = np.exp(out[i, j] - top)
-                out[i, j] = e
-                total_e += e
-            lse = top + np.log(total_e)
-            row_loss = y_sum * lse - y_dot_z
-            inv = _ONE / total_e
-            for j in range(k):
-                p = out[i, j] * inv
-                out[i, j] = p
-                delta[i, j] = c * p * y_sum
-            if sparse:
-                delta[i, labels[r]] -= c
-            else:
-                for j in range(k):
-                    delta[i, j] -= c * Y[r, j]
-        elif fused and loss == BINARY_CROSSENTROPY:
+        if fused and loss == BINARY_CROSSENTROPY:
             for j in range(k):
                 z = out[i, j]
                 y = Y[r, j]

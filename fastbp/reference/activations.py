@@ -107,3 +107,8 @@ def act_backward(a, code, alpha, delta):
     else:
         _, derivative = ACTIVATIONS[code]
         delta *= derivative(a, alpha)
+
+
+def softmax_rows(a, bias):
+    """``a = softmax(a + bias)`` row by row, in place; a (m, n), bias (n,)."""
+    a[...] = softmax(a + bias, 0.0)

@@ -35,6 +35,25 @@ def batch_targets(Y, labels, rows, k, dtype):
     return Y[rows].astype(dtype)
 
 
+def softmax_crossentropy(out, Y, labels, rows, sw, out_scale, norm, delta):
+    """Fused softmax + categorical cross-entropy: ``loss_delta``'s shortcut on its own.
+
+    out : (m, k) logits, overwritten with the probabilities; delta (m, k) overwritten with
+    ``c (p sum(y) - y)``, c = w out_scale / norm. Returns ``sum_i w_i out_scale loss_i``.
+    """
+    m, k = out.shape
+    T = batch_targets(Y, labels, rows, k, out.dtype)
+    w = sw[rows].astype(np.float64) if sw.shape[0] > 0 else np.ones(m)
+    top = out.max(axis=1, keepdims=True)
+    lse = top + np.log(np.exp(out - top).sum(axis=1, keepdims=True))
+    row_loss = (T * (lse - out)).sum(axis=1)
+    p = np.exp(out - lse)
+    c = (w * out_scale / norm).astype(out.dtype)[:, None]
+    delta[...] = c * (p * T.sum(axis=1, keepdims=True) - T)
+    out[...] = p
+    return float((w * out_scale * row_loss).sum())
+
+
 def loss_delta(loss, act, alpha, out, Y, labels, rows, sw, loss_param, norm, delta):
     """Loss of a batch and dL/dz; same contract as ``fastbp.kernels.losses.loss_delta``.
 

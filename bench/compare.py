@@ -8,7 +8,9 @@ thread pools share a process), for ``--epochs`` epochs; the figure is the median
 after the first (which includes compilation, reported apart). Writes
 ``bench/results/compare.md`` (table) and ``bench/results/compare.png`` (chart), and prints the
 table, then a second table of fastbp alone: 1 thread against ``--threads``, and the latency of
-a one-row ``predict``. Peers that are not installed are named and skipped (PyTorch: pip install torch==2.13.0;
+a one-row ``predict``. With ``--rounds R`` (default 2) every run is repeated R times, rounds
+interleaved, and the epochs of all rounds pooled: on a shared, noisy machine a burst of load
+then lands on one round of one library instead of deciding its figure. Peers that are not installed are named and skipped (PyTorch: pip install torch==2.13.0;
 JAX: pip install jax).
 """
 
@@ -64,23 +66,27 @@ def machine_rate(threads):
     return float(out.strip())
 
 
-def summarise(result, name):
-    epochs = np.array(result["epoch_s"])
-    median = float(np.median(epochs[1:]))
+def summarise(results, name):
+    """Pool the rounds of one (library, workload): median epoch after each round's first,
+    compilation from the first round, best whole-data predict, median one-row latency."""
+    first = results[0]
+    median = float(np.median(np.concatenate([r["epoch_s"][1:] for r in results])))
     return {
         "epoch_ms": median * 1e3,
-        "samples_per_s": result["samples"] / median,
-        "gflops": flops_per_epoch(name) * result["samples"] / WORKLOADS[name][0] / median / 1e9,
-        "compile_s": float(epochs[0] - median),
-        "predict_per_s": WORKLOADS[name][0] / result["predict_s"],
-        "one_row_us": result.get("one_row_predict_s", float("nan")) * 1e6,
-        "quality": result.get("accuracy", result.get("mse")),
+        "samples_per_s": first["samples"] / median,
+        "gflops": flops_per_epoch(name) * first["samples"] / WORKLOADS[name][0] / median / 1e9,
+        "compile_s": float(first["epoch_s"][0] - median),
+        "predict_per_s": WORKLOADS[name][0] / min(r["predict_s"] for r in results),
+        "one_row_us": float(np.median([r.get("one_row_predict_s", np.nan) for r in results])) * 1e6,
+        "quality": first.get("accuracy", first.get("mse")),
+        "epochs_measured": sum(len(r["epoch_s"]) - 1 for r in results),
     }
 
 
-def table(rows, rate, threads, missing):
+def table(rows, rate, threads, missing, rounds=1, epochs=4):
     lines = [f"Machine float32 matrix-product rate: {rate:.0f} GFLOP/s (numpy 2048x2048, best of 5); "
-             f"{threads} threads for every library."]
+             f"{threads} threads for every library; each figure the median epoch of {rounds} "
+             f"interleaved run(s) of {epochs} epochs, the first epoch of each run left out."]
     if missing:
         lines.append(f"Not installed, not measured: {', '.join(missing)}.")
     lines += ["", "| workload | library | samples/s | epoch ms | GFLOP/s | % of machine | "
@@ -138,6 +144,8 @@ def main(argv=None):
     parser.add_argument("--libraries", nargs="+", default=list(LIBRARIES), choices=list(LIBRARIES))
     parser.add_argument("--epochs", type=int, default=4, help="epochs per run (>= 2)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="repeat every run this many times, interleaved, and pool the epochs")
     parser.add_argument("--out", default=str(HERE / "results"))
     parser.add_argument("--no-scaling", action="store_true",
                         help="skip the 1-thread fastbp runs")
@@ -146,30 +154,33 @@ def main(argv=None):
                if lib in REQUIRES and importlib.util.find_spec(REQUIRES[lib]) is None]
     libs = [lib for lib in args.libraries if lib not in missing]
     rate = machine_rate(args.threads)
-    rows = {}
-    for name in args.workloads:
-        rows[name] = {}
-        for lib in libs:
-            epochs = args.epochs if lib not in ("scikit-learn", "fastbp NumPy reference") or \
-                name != "wide" else max(2, args.epochs - 1)
-            start = time.perf_counter()
-            rows[name][lib] = summarise(measure(lib, name, epochs, args.threads), name)
-            print(f"{name:>6} {lib:<24} {rows[name][lib]['samples_per_s'] / 1e3:10,.0f} k samples/s"
-                  f"  ({time.perf_counter() - start:.0f} s)", flush=True)
-    single = {}
-    if not args.no_scaling and "fastbp" in libs and args.threads > 1:
+    scaling = not args.no_scaling and "fastbp" in libs and args.threads > 1
+    raw, raw_single = {}, {}
+    for round_ in range(args.rounds):
         for name in args.workloads:
-            single[name] = summarise(measure("fastbp", name, args.epochs, 1), name)
-            print(f"{name:>6} fastbp, 1 thread {single[name]['samples_per_s'] / 1e3:16,.0f} k samples/s",
-                  flush=True)
-    text = table(rows, rate, args.threads, missing)
+            for lib in libs:
+                epochs = args.epochs if lib not in ("scikit-learn", "fastbp NumPy reference") or \
+                    name != "wide" else max(2, args.epochs - 1)
+                start = time.perf_counter()
+                result = measure(lib, name, epochs, args.threads)
+                raw.setdefault(name, {}).setdefault(lib, []).append(result)
+                print(f"round {round_ + 1} {name:>6} {lib:<24} "
+                      f"{result['samples'] / np.median(result['epoch_s'][1:]) / 1e3:10,.0f} k samples/s"
+                      f"  ({time.perf_counter() - start:.0f} s)", flush=True)
+                if lib == "fastbp" and scaling:
+                    raw_single.setdefault(name, []).append(measure("fastbp", name, args.epochs, 1))
+    rows = {name: {lib: summarise(results, name) for lib, results in per_lib.items()}
+            for name, per_lib in raw.items()}
+    single = {name: summarise(results, name) for name, results in raw_single.items()}
+    text = table(rows, rate, args.threads, missing, args.rounds, args.epochs)
     if single:
         text += "\n" + scaling_table(rows, single, args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.md").write_text(text + "\n")
-    (out / "compare.json").write_text(json.dumps({"rate": rate, "threads": args.threads, "rows": rows,
-                                                      "one_thread": single}, indent=1))
+    (out / "compare.json").write_text(json.dumps({"rate": rate, "threads": args.threads,
+                                                  "rounds": args.rounds, "rows": rows,
+                                                  "one_thread": single}, indent=1))
     try:
         chart(rows, out / "compare.png")
     except ImportError:

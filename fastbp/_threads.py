@@ -76,6 +76,62 @@ def parallel(shards):
     return LAYER is not None and shards > 1 and numba.get_num_threads() > 1
 
 
+# --- parallel or serial shards, by measurement ---------------------------------------------
+
+
+class ShardScheduler:
+    """Whether the next epoch runs its row shards in parallel, from the measured speed of each way.
+
+    Two shards on two threads pay when both cores stay free for the whole epoch. On a shared
+    machine where another process takes a core now and then, every small batch waits at the
+    barrier for the descheduled thread: the ``reg`` workload (batch 32, two shards of 16 rows)
+    was measured at 287 k samples/s with 2 threads against 534 k with 1, in the same run. Both
+    ways compute the same bits, so for such fine-grained shards (fewer than ``FINE_FLOPS``
+    floating-point operations per shard and step) the runner times them: the first epoch in
+    parallel (it may include loading the compiled code: not compared), the second serially, the
+    third in parallel, then the faster by the latest timing of each, trying the other way again
+    after ``PROBE_FIRST`` epochs, twice as long after each probe that confirms the choice (up to
+    ``PROBE_MAX``), since the machine's load changes. Coarser shards always run in parallel:
+    there the barrier costs little and a serial probe epoch would cost nearly twice its time.
+    """
+
+    FINE_FLOPS = 16e6
+    PROBE_FIRST, PROBE_MAX = 8, 64
+
+    def __init__(self, n_params, shard_rows):
+        # forward 2 P and backward 4 P operations per row, P the parameter count
+        self.adaptive = 6.0 * n_params * shard_rows < self.FINE_FLOPS
+        self.epoch = 0
+        self.last = {True: None, False: None}  # seconds per row of the latest epoch each way
+        self.choice = True
+        self.interval, self.next_probe = self.PROBE_FIRST, 3
+
+    def choose(self):
+        """True: run the next epoch's shards in parallel."""
+        if not self.adaptive or self.epoch == 0:
+            return True
+        if self.last[False] is None:
+            return False
+        if self.last[True] is None:
+            return True
+        if self.epoch >= self.next_probe + self.interval:
+            return not self.choice
+        return self.choice
+
+    def record(self, parallel, seconds, rows):
+        """Report the epoch just run: which way, its wall time, its row count."""
+        if self.epoch > 0 and rows > 0:
+            self.last[parallel] = seconds / rows
+            if self.last[True] is not None and self.last[False] is not None:
+                choice = self.last[True] <= self.last[False]
+                if parallel != self.choice and self.epoch >= 3:  # a probe: confirm or switch
+                    self.interval = min(2 * self.interval, self.PROBE_MAX) \
+                        if choice == self.choice else self.PROBE_FIRST
+                    self.next_probe = self.epoch
+                self.choice = choice
+        self.epoch += 1
+
+
 # --- several fits or predictions at once ---------------------------------------------------
 # Models trained from several Python threads each hold a core already (the kernels release the
 # GIL). Sharing Numba's pool as well would only add synchronisation, so a compiled call that

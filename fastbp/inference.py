@@ -16,7 +16,7 @@ MIN_ROWS_PER_THREAD = 64
 
 
 def chunk_rows(layout, n, batch_size=None):
-    """Rows per pass: ``batch_size`` if given, else enough to fill about 1 Mi floats."""
+    """Rows per pass: ``batch_size`` if given, else enough to fill about ``CHUNK_FLOATS`` floats."""
     if batch_size is not None:
         return min(n, batch_size)
     widths = int(layout.ops[:, codes.OC_OUT].sum())

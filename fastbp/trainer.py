@@ -5,6 +5,8 @@ backend's ``train_epoch`` once, then read the epoch's sums into logs (loss, metr
 validation, learning rate, diagnostics) and run the callbacks.
 """
 
+import time
+
 import numpy as np
 
 from . import _threads, codes, engine
@@ -43,6 +45,7 @@ class EpochRunner:
         self.buf = layout.shard_buffers(self.batch_size, self.shards, diagnostics)
         self.n_stats = codes.N_STATS + codes.ST_PER_OUTPUT * layout.n_outputs
         self.seed = seed
+        self.scheduler = _threads.ShardScheduler(layout.n_params, -(-self.batch_size // self.shards))
         self.lr = None
         self.status = codes.OK
 
@@ -62,10 +65,15 @@ class EpochRunner:
         start = opt.iterations
         with _threads.running():
             # another fit or predict under way: run the shards serially (same bits, no
-            # contention for Numba's pool) and keep BLAS to one thread per caller
+            # contention for Numba's pool) and keep BLAS to one thread per caller; alone, the
+            # scheduler picks parallel or serial shards by their measured speed (same bits)
             alone = _threads.alone()
+            parallel = self.parallel and alone and self.scheduler.choose()
             with _threads.single_threaded_blas(self.parallel or not alone):
-                status, t = self._epoch(order, stats, hyper, self.parallel and alone)
+                began = time.perf_counter()
+                status, t = self._epoch(order, stats, hyper, parallel)
+                if self.parallel and alone:
+                    self.scheduler.record(parallel, time.perf_counter() - began, len(order))
         if status != codes.OK or not np.isfinite(self.params).all():
             self.params[:], self.aux[:], self.state[:], opt.iterations = saved
             self.status = status

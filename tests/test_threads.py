@@ -101,3 +101,31 @@ def test_models_train_and_predict_concurrently_in_threads():
     assert not errors
     for model, expected in zip(models, sequential):
         np.testing.assert_array_equal(model.params, expected)
+
+
+def drive(scheduler, seconds_per_way, epochs):
+    """Run ``scheduler`` for ``epochs`` epochs whose times are ``seconds_per_way(epoch)``:
+    a dict {parallel: seconds}; the ways it chose, in order."""
+    ways = []
+    for epoch in range(epochs):
+        parallel = scheduler.choose()
+        ways.append(parallel)
+        scheduler.record(parallel, seconds_per_way(epoch)[parallel], 1000)
+    return ways
+
+
+def test_shard_scheduler_keeps_the_faster_way_and_probes_less_when_confirmed():
+    quiet = {True: 1.0, False: 1.5}  # parallel faster
+    ways = drive(_threads.ShardScheduler(1000, 16), lambda e: quiet, 80)
+    assert ways[:3] == [True, False, True]  # warm-up, then one epoch each way
+    serial_epochs = [e for e, w in enumerate(ways) if not w]
+    assert serial_epochs == [1, 11, 27, 59]  # probes 8, 16, 32 epochs apart
+    # a busy machine: serial faster from epoch 20 on -> switched within a probe or two
+    busy = lambda e: quiet if e < 20 else {True: 3.0, False: 1.5}  # noqa: E731
+    ways = drive(_threads.ShardScheduler(1000, 16), busy, 60)
+    assert not any(ways[30:40]) and ways[30:].count(True) <= 3
+
+
+def test_shard_scheduler_always_parallel_for_coarse_shards():
+    busy = {True: 3.0, False: 1.5}
+    assert all(drive(_threads.ShardScheduler(10 ** 6, 256), lambda e: busy, 20))

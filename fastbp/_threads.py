@@ -141,17 +141,27 @@ _running = 0
 _running_lock = threading.Lock()
 
 
-@contextlib.contextmanager
-def running():
-    """Count this compiled call among those under way in the process (see ``alone``)."""
-    global _running
-    with _running_lock:
-        _running += 1
-    try:
-        yield
-    finally:
+class _Running:
+    """Context manager of ``running`` (a class: a generator-based one costs microseconds,
+    which a one-row ``predict`` notices)."""
+
+    def __enter__(self):
+        global _running
+        with _running_lock:
+            _running += 1
+
+    def __exit__(self, *exc):
+        global _running
         with _running_lock:
             _running -= 1
+
+
+_RUNNING = _Running()
+
+
+def running():
+    """Count this compiled call among those under way in the process (see ``alone``)."""
+    return _RUNNING
 
 
 def alone():
@@ -180,13 +190,14 @@ def _controllers():
     return _blas_controllers
 
 
-@contextlib.contextmanager
 def single_threaded_blas(active=True):
     """Hold every loaded BLAS to one thread inside the block (when ``active``)."""
+    return _single_threaded_blas() if active else contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _single_threaded_blas():
     global _blas_depth, _blas_saved
-    if not active:
-        yield
-        return
     with _blas_lock:
         if _blas_depth == 0:
             _blas_saved = [(c, c.get_num_threads()) for c in _controllers()]

@@ -5,9 +5,10 @@ The rows are split into one run per thread, each predicted a chunk at a time wit
 with the thread count or the chunk size, never by more than float32 rounding.
 """
 
+import numba
 import numpy as np
 
-from . import _threads, codes
+from . import _threads
 
 #: rows per chunk: about 64 Ki floats of activations per buffer (kept in cache; measured best)
 CHUNK_FLOATS = 2 ** 16
@@ -19,8 +20,7 @@ def chunk_rows(layout, n, batch_size=None):
     """Rows per pass: ``batch_size`` if given, else enough to fill about ``CHUNK_FLOATS`` floats."""
     if batch_size is not None:
         return min(n, batch_size)
-    widths = int(layout.ops[:, codes.OC_OUT].sum())
-    return max(1, min(n, max(256, CHUNK_FLOATS // widths)))
+    return max(1, min(n, max(256, CHUNK_FLOATS // layout.total_width)))
 
 
 def predict(backend, layout, params, aux, X, batch_size=None):
@@ -28,8 +28,8 @@ def predict(backend, layout, params, aux, X, batch_size=None):
     with _threads.running():
         n = len(X)
         threads = 1
-        if backend.name == "numba" and _threads.LAYER is not None and _threads.alone():
-            import numba
+        if n >= 2 * MIN_ROWS_PER_THREAD and backend.name == "numba" and \
+                _threads.LAYER is not None and _threads.alone():
             threads = max(1, min(numba.get_num_threads(), n // MIN_ROWS_PER_THREAD))
         chunk = chunk_rows(layout, -(-n // threads), batch_size)
         ops, size = layout.tables(chunk)

@@ -94,6 +94,8 @@ class Layout:
                 row[codes.OC_ALIVE] = offset
                 offset += row[codes.OC_OUT]
         self.diag_size = int(offset)
+        self.total_width = int(self.ops[:, codes.OC_OUT].sum())  # floats per row, all blocks
+        self._tables = {}  # rows -> tables(rows)
 
     @property
     def n_ops(self):
@@ -119,6 +121,9 @@ class Layout:
         """``(ops, size)``: the op table with buffer offsets for blocks of ``rows`` rows, and
         the length of one work buffer. Op k's output block is at ``OC_BUF``; a batch-norm op
         also keeps 1/std, the mean, then the normalised input at ``OC_XHAT``."""
+        cached = self._tables.get(rows)
+        if cached is not None:
+            return cached[0].copy(), cached[1]
         ops = self.ops.copy()
         offset = 0
         for row in ops:
@@ -127,6 +132,8 @@ class Layout:
             if row[codes.OC_KIND] == codes.OP_BATCHNORM:
                 row[codes.OC_XHAT] = offset
                 offset += (rows + 2) * row[codes.OC_OUT]
+        if len(self._tables) < 8:  # the few chunk sizes a model predicts with
+            self._tables[rows] = (ops.copy(), int(offset))
         return ops, int(offset)
 
     def buffers(self, rows):

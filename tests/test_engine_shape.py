@@ -69,3 +69,19 @@ def test_one_compiled_signature_serves_every_model():
         model.predict(X)
     assert len(k_train.train_epoch.signatures) == 1
     assert len(k_train.predict.signatures) + len(k_train.predict_parallel.signatures) <= 2
+
+
+def test_layout_tables_are_cached_per_chunk_size_and_handed_out_as_copies():
+    """``predict`` asks for the same tables on every call; they are computed once per chunk
+    size, and a caller writing into its copy cannot spoil the next caller's."""
+    from fastbp.layout import Layout
+    layout = Layout(5, [fastbp.Dense(7, activation="relu"), fastbp.BatchNormalization(),
+                        fastbp.Dense(3)])
+    ops, size = layout.tables(4)
+    expected = ops.copy()
+    ops[:] = -1
+    again, size_again = layout.tables(4)
+    np.testing.assert_array_equal(again, expected)
+    assert size_again == size
+    other, other_size = layout.tables(9)
+    assert other_size > size and not np.array_equal(other, expected)

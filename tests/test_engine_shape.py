@@ -85,3 +85,15 @@ def test_layout_tables_are_cached_per_chunk_size_and_handed_out_as_copies():
     assert size_again == size
     other, other_size = layout.tables(9)
     assert other_size > size and not np.array_equal(other, expected)
+
+
+def test_predict_chunk_rows_follow_the_network_shape():
+    from fastbp import inference
+    from fastbp.layout import Layout
+    small = Layout(32, [fastbp.Dense(64), fastbp.Dense(64), fastbp.Dense(10)])
+    wide = Layout(512, [fastbp.Dense(1024), fastbp.Dense(1024), fastbp.Dense(10)])
+    huge = Layout(4096, [fastbp.Dense(8192), fastbp.Dense(8192)])
+    assert inference.chunk_rows(small, 10 ** 6) == inference.CHUNK_FLOATS // 138  # activations in cache
+    assert inference.chunk_rows(wide, 10 ** 6) == 2 * wide.n_params // 2058  # weights amortised
+    assert inference.chunk_rows(huge, 10 ** 6) == inference.MAX_CHUNK_FLOATS // 16384  # memory cap
+    assert inference.chunk_rows(wide, 100) == 100 and inference.chunk_rows(wide, 10 ** 6, 7) == 7

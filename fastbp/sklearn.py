@@ -271,6 +271,10 @@ class _BaseMLP(BaseEstimator):
         runner = trainer.EpochRunner(engine.get("numba"), self._layout, self._params, self._aux,
                                      self._optimizer, loss_code, loss_param, codes.ACC_SKIP,
                                      data, batch_size, self._dropout_seed, self.diagnostics)
+        previous = getattr(self, "_scheduler", None)
+        if incremental and previous is not None and previous.adaptive == runner.scheduler.adaptive:
+            runner.scheduler = previous  # partial_fit after partial_fit: keep its timings
+        self._scheduler = runner.scheduler
         sample_idx = np.arange(n, dtype=np.int64)
         self.n_iter_ = 0
         if self.diagnostics and not hasattr(self, "diagnostics_"):

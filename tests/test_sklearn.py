@@ -262,3 +262,17 @@ def test_much_faster_per_epoch_than_scikit_learn_is_measured_in_bench():
 
 def test_top_level_names():
     assert fastbp.MLPClassifier is MLPClassifier and fastbp.MLPRegressor is MLPRegressor
+
+
+def test_partial_fit_calls_share_one_shard_scheduler():
+    """Each partial_fit is one epoch; the timings that choose parallel or serial shards carry
+    over from call to call (a fresh fit starts again)."""
+    X, y = make_classification(n_samples=200, n_features=6, random_state=0)
+    clf = MLPClassifier(hidden_layer_sizes=(8,), batch_size=64, random_state=0)
+    for _ in range(3):
+        clf.partial_fit(X, y, classes=[0, 1])
+    assert clf._scheduler.epoch == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.set_params(max_iter=2).fit(X, y)
+    assert clf._scheduler.epoch == 2

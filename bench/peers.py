@@ -147,6 +147,15 @@ def _jax_setup(name):
     return jax, jnp, X, y, batch, carry, step, forward
 
 
+def _jax_result(jax, forward, params, Xj, y, name, times, samples):
+    """The runner's result dict: epoch times, then whole-data predictions (jitted, best of 3)."""
+    predict = jax.jit(forward)
+    predict(params, Xj).block_until_ready()
+    predict_s = _best_of(lambda: predict(params, Xj).block_until_ready())
+    return {"epoch_s": times, "samples": samples, "predict_s": predict_s,
+            **_evaluate(name, predict(params, Xj), y)}
+
+
 def run_jax_step(name, epochs, threads):
     jax, jnp, X, y, batch, carry, step, forward = _jax_setup(name)
     jstep = jax.jit(step)
@@ -161,11 +170,7 @@ def run_jax_step(name, epochs, threads):
             carry, value = jstep(carry, (Xj[idx], yj[idx]))
         value.block_until_ready()
         times.append(time.perf_counter() - start)
-    predict = jax.jit(forward)
-    predict(carry[0], Xj).block_until_ready()
-    predict_s = _best_of(lambda: predict(carry[0], Xj).block_until_ready())
-    return {"epoch_s": times, "samples": n_batches * batch, "predict_s": predict_s,
-            **_evaluate(name, predict(carry[0], Xj), y)}
+    return _jax_result(jax, forward, carry[0], Xj, y, name, times, n_batches * batch)
 
 
 def run_jax_epoch(name, epochs, threads):
@@ -185,11 +190,7 @@ def run_jax_epoch(name, epochs, threads):
         carry, values = epoch_fn(carry, Xj, yj, perm)
         values.block_until_ready()
         times.append(time.perf_counter() - start)
-    predict = jax.jit(forward)
-    predict(carry[0], Xj).block_until_ready()
-    predict_s = _best_of(lambda: predict(carry[0], Xj).block_until_ready())
-    return {"epoch_s": times, "samples": n_batches * batch, "predict_s": predict_s,
-            **_evaluate(name, predict(carry[0], Xj), y)}
+    return _jax_result(jax, forward, carry[0], Xj, y, name, times, n_batches * batch)
 
 
 def run_sklearn(name, epochs, threads):

@@ -3,7 +3,7 @@
 ``np.exp`` in compiled code is a call into libm, one element at a time: a softmax over a
 batch spends most of its time there. ``exp_inplace`` computes e^x over a whole contiguous block
 with only multiplications, additions, a rounding and an integer shift, which LLVM turns into
-SIMD code (16 lanes with AVX-512).
+SIMD code (8 lanes with AVX2, 16 with AVX-512).
 
 Method (Cephes ``expf``): x = n ln2 + r with n = round(x / ln2) and |r| <= ln2 / 2, ln2 split in
 two parts (Cody-Waite) so that r is exact; e^r by a degree-6 polynomial; 2^n built directly

@@ -98,6 +98,21 @@ def test_exp_inplace_keeps_nan_and_infinities():
     assert np.isnan(x[0]) and x[1] == 0.0 and x[2] == np.inf
 
 
+def test_tanh_inplace_over_the_float32_range():
+    x = np.concatenate([np.linspace(-20, 20, 400_001, dtype=np.float32),
+                        np.float32([0.0, 1e-30, -1e-30, 1e-8, 0.625, -0.625, 0.62499994, 9.0,
+                                    50.0, -50.0, 1e30])])
+    comp = x.copy()
+    k_exp.tanh_inplace(comp)
+    ref = x.astype(np.float64)
+    r_exp.tanh_inplace(ref)
+    ulp = np.spacing(np.abs(ref).astype(np.float32)).astype(np.float64)
+    assert (np.abs(comp - ref) <= 3 * ulp).all()  # within 3 ulp (1.2 seen)
+    y = np.float32([np.nan, np.inf, -np.inf])
+    k_exp.tanh_inplace(y)
+    assert np.isnan(y[0]) and y[1] == 1.0 and y[2] == -1.0
+
+
 @pytest.mark.parametrize("m, n", [(1, 1), (7, 10), (64, 3)])
 def test_softmax_rows(m, n, rng):
     z = pre_activations(rng, max(m, 3), n)[:m].copy()

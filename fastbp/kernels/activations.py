@@ -11,7 +11,7 @@ NumPy twin: ``fastbp.reference.activations``.
 import numpy as np
 
 from .._jit import jit
-from .fastexp import exp_inplace
+from .fastexp import exp_inplace, tanh_inplace
 from ..codes import ELU, EXP, LEAKY_RELU, LINEAR, RELU, SIGMOID, SOFTMAX, TANH
 
 _ZERO = np.float32(0.0)
@@ -76,10 +76,11 @@ def act_forward(a, bias, code, alpha):
         exp_inplace(flat)
         for i in range(m * n):
             flat[i] = _ONE / (_ONE + flat[i])
-    elif code == TANH:
+    elif code == TANH:  # vectorised over the block, like the exponential
         for i in range(m):
             for j in range(n):
-                a[i, j] = np.tanh(a[i, j] + bias[j])
+                a[i, j] += bias[j]
+        tanh_inplace(a.reshape(m * n))
     elif code == EXP:
         for i in range(m):
             for j in range(n):

@@ -1,4 +1,4 @@
-"""A float32 exponential that LLVM can vectorise.
+"""A float32 exponential (and tanh built on it) that LLVM can vectorise.
 
 ``np.exp`` in compiled code is a call into libm, one element at a time: a softmax over a
 batch spends most of its time there. ``exp_inplace`` computes e^x over a whole contiguous block
@@ -11,7 +11,11 @@ as float exponent bits. Relative error under 2 ulp over the whole float32 range;
 below -87.33 give 0 (the true value is below the smallest normal float), above 88.72 give
 inf, NaN gives NaN.
 
-NumPy twin: ``fastbp.reference.fastexp`` (``np.exp``).
+``tanh_inplace`` (Cephes ``tanhf``): for |x| < 0.625 an odd polynomial, x + x^3 P(x^2); above,
+1 - 2 / (e^(2|x|) + 1) with the sign of x, both computed and one selected, so the loop stays
+vectorised. Within 3 ulp of the true value (2 seen).
+
+NumPy twin: ``fastbp.reference.fastexp`` (``np.exp``, ``np.tanh``).
 """
 
 import numpy as np
@@ -35,7 +39,14 @@ _P5 = np.float32(5.0000001201e-1)
 _ONE = np.float32(1.0)
 _HALF = np.float32(0.5)
 _ZERO = np.float32(0.0)
+_TWO = np.float32(2.0)
 _INF = np.float32(np.inf)
+_T_SMALL = np.float32(0.625)
+_T0 = np.float32(-5.70498872745e-3)
+_T1 = np.float32(2.06390887954e-2)
+_T2 = np.float32(-5.37397155531e-2)
+_T3 = np.float32(1.33314422036e-1)
+_T4 = np.float32(-3.33332819422e-1)
 
 
 @intrinsic
@@ -77,3 +88,21 @@ def exp_inplace(a):
     """``a = exp(a)`` elementwise; a : float32 array of shape (N,), contiguous."""
     for i in range(a.shape[0]):
         a[i] = exp32(a[i])
+
+
+@jit(inline="always")
+def tanh32(x):
+    """tanh(x) for a float32 scalar (see the module docstring)."""
+    ax = abs(x)
+    z = x * x
+    small = ((((_T0 * z + _T1) * z + _T2) * z + _T3) * z + _T4) * z * x + x
+    big = _ONE - _TWO / (exp32(_TWO * ax) + _ONE)  # e^(2|x|) = inf gives 1
+    big = big if x >= _ZERO else -big
+    return small if ax < _T_SMALL else big
+
+
+@jit(fastmath={"contract", "nsz", "arcp"})
+def tanh_inplace(a):
+    """``a = tanh(a)`` elementwise; a : float32 array of shape (N,), contiguous."""
+    for i in range(a.shape[0]):
+        a[i] = tanh32(a[i])

@@ -11,7 +11,7 @@ NumPy twin: ``fastbp.reference.activations``.
 import numpy as np
 
 from .._jit import jit
-from .fastexp import exp_inplace, tanh_inplace
+from .fastexp import exp_inplace, expm1_32, tanh_inplace
 from ..codes import ELU, EXP, LEAKY_RELU, LINEAR, RELU, SIGMOID, SOFTMAX, TANH
 
 _ZERO = np.float32(0.0)
@@ -24,6 +24,14 @@ def sigmoid(x):
     e = np.exp(-abs(x))
     s = _ONE / (_ONE + e)
     return s if x >= _ZERO else e * s
+
+
+@jit(fastmath={"contract", "nsz", "arcp"})
+def elu_inplace(a, scale):
+    """``a = a if a > 0 else scale * (e^a - 1)``, in place; a : float32 (N,), contiguous."""
+    for i in range(a.shape[0]):
+        x = a[i]
+        a[i] = x if x > _ZERO else scale * expm1_32(x)
 
 
 @jit
@@ -62,12 +70,11 @@ def act_forward(a, bias, code, alpha):
             for j in range(n):
                 x = a[i, j] + bias[j]
                 a[i, j] = x if x > _ZERO else slope * x
-    elif code == ELU:
-        scale = np.float32(alpha)
+    elif code == ELU:  # vectorised over the block, like the exponential
         for i in range(m):
             for j in range(n):
-                x = a[i, j] + bias[j]
-                a[i, j] = x if x > _ZERO else scale * np.expm1(x)
+                a[i, j] += bias[j]
+        elu_inplace(a.reshape(m * n), np.float32(alpha))
     elif code == SIGMOID:  # 1 / (1 + e^-x), the exponentials vectorised over the block
         for i in range(m):
             for j in range(n):

@@ -112,3 +112,8 @@ def act_backward(a, code, alpha, delta):
 def softmax_rows(a, bias):
     """``a = softmax(a + bias)`` row by row, in place; a (m, n), bias (n,)."""
     a[...] = softmax(a + bias, 0.0)
+
+
+def elu_inplace(a, scale):
+    """``a = a if a > 0 else scale * (e^a - 1)``, in place; a of shape (N,)."""
+    a[...] = elu(a, scale)

@@ -10,7 +10,8 @@ after the first (which includes compilation, reported apart). Writes
 table, then a second table of fastbp alone: 1 thread against ``--threads``, and the latency of
 a one-row ``predict``. With ``--rounds R`` (default 2) every run is repeated R times, rounds
 interleaved, and the epochs of all rounds pooled: on a shared, noisy machine a burst of load
-then lands on one round of one library instead of deciding its figure. Peers that are not installed are named and skipped (PyTorch: pip install torch==2.13.0;
+then lands on one round of one library instead of deciding its figure. Peers that are not
+installed are named and skipped (PyTorch: pip install torch==2.13.0;
 JAX: pip install jax).
 """
 
@@ -150,6 +151,11 @@ def main(argv=None):
     parser.add_argument("--no-scaling", action="store_true",
                         help="skip the 1-thread fastbp runs")
     args = parser.parse_args(argv)
+    if args.epochs < 2:
+        parser.error(f"--epochs must be at least 2 (one is left out as warm-up); got {args.epochs}")
+    if args.rounds < 1 or args.threads < 1:
+        parser.error(f"--rounds and --threads must be at least 1; got {args.rounds} and "
+                     f"{args.threads}")
     missing = [lib for lib in args.libraries
                if lib in REQUIRES and importlib.util.find_spec(REQUIRES[lib]) is None]
     libs = [lib for lib in args.libraries if lib not in missing]
@@ -164,8 +170,8 @@ def main(argv=None):
                 start = time.perf_counter()
                 result = measure(lib, name, epochs, args.threads)
                 raw.setdefault(name, {}).setdefault(lib, []).append(result)
-                print(f"round {round_ + 1} {name:>6} {lib:<24} "
-                      f"{result['samples'] / np.median(result['epoch_s'][1:]) / 1e3:10,.0f} k samples/s"
+                rate_k = result["samples"] / np.median(result["epoch_s"][1:]) / 1e3
+                print(f"round {round_ + 1} {name:>6} {lib:<24} {rate_k:10,.0f} k samples/s"
                       f"  ({time.perf_counter() - start:.0f} s)", flush=True)
                 if lib == "fastbp" and scaling:
                     raw_single.setdefault(name, []).append(measure("fastbp", name, args.epochs, 1))

@@ -60,22 +60,19 @@ def loss_delta(loss, act, alpha, out, Y, labels, rows, sw, loss_param, norm, del
     out : (m, k) logits if fused (overwritten with f(z)), else activations.
     Returns ``sum_i w_i loss_i`` (not divided by ``norm``); ``delta`` (m, k) is overwritten.
     """
+    out_scale = loss_param[LP_OUT_SCALE]
+    fused = is_fused(act, loss)
+    if fused and loss == CATEGORICAL_CROSSENTROPY:
+        return softmax_crossentropy(out, Y, labels, rows, sw, out_scale, norm, delta)
     m, k = out.shape
     dtype = out.dtype
     T = batch_targets(Y, labels, rows, k, dtype)
     w = sw[rows].astype(np.float64) if sw.shape[0] > 0 else np.ones(m)
-    out_scale = loss_param[LP_OUT_SCALE]
     c = (w * out_scale / norm).astype(dtype)[:, None]
 
-    if is_fused(act, loss):
+    if fused:
         z = out.copy()
-        if loss == CATEGORICAL_CROSSENTROPY:
-            top = z.max(axis=1, keepdims=True)
-            lse = top + np.log(np.exp(z - top).sum(axis=1, keepdims=True))
-            row_loss = (T * (lse - z)).sum(axis=1)
-            p = np.exp(z - lse)
-            delta[...] = c * (p * T.sum(axis=1, keepdims=True) - T)
-        elif loss == BINARY_CROSSENTROPY:
+        if loss == BINARY_CROSSENTROPY:
             # log(1 + e^z) - y z, written so that exp never overflows
             row_loss = (np.maximum(z, 0) - T * z + np.log1p(np.exp(-np.abs(z)))).sum(axis=1)
             p = sigmoid(z)

@@ -7,7 +7,9 @@ threads update side by side.
 
 Within a step (as in Keras): shard gradients summed (in shard order) -> L1/L2 penalty's
 gradient added -> clip by global norm -> clip by value -> decoupled weight decay (AdamW) ->
-update rule. The penalty's value is read from the weights before they change.
+update rule. The penalty's value is read from the weights before they change. Without
+global-norm clipping or diagnostics (which need the whole gradient first), the shard sum,
+the penalty's gradient and the rule are one pass over each run.
 
 Loops run over 1-D views with ``range(len)``: Numba lowers ``range(lo, hi)`` with a check for
 negative indices on every access, and LLVM then does not vectorise the loop (measured: an
@@ -131,63 +133,99 @@ def add_penalty(w, g, c1, c2):
     return c2 * sq + c1 * ab
 
 
+@jit(inline="always")
+def gradient_at(g0, g1, two, w, pen, c1, two_c2, sc, cv, i):
+    """Element i's gradient as the rule sees it: shards summed (``g0[i] + g1[i]`` when ``two``),
+    the penalty's gradient added (when ``pen``), scaled by the global-norm factor ``sc`` and
+    clipped to [-cv, cv]."""
+    # both loads and the penalty's gradient unconditional, then selects: a branch around a
+    # load keeps LLVM from vectorising the loop
+    other = g1[i]
+    p = penalty_grad(w, c1, two_c2)
+    g = g0[i] + (other if two else _ZERO)
+    g += p if pen else _ZERO
+    return min(max(g * sc, -cv), cv)
+
+
 @jit
-def update_segment(code, w, g, s0, s1, hyper, t, scale):
-    """One optimizer step on a run of parameters.
+def step_rate(code, hyper, t):
+    """The step's learning rate: Adam's and AdamW's with the bias correction of step t
+    (computed once per step, not once per run), the plain rate otherwise."""
+    if code == ADAM or code == ADAMW:
+        b1 = hyper[HP_BETA1]
+        b2 = hyper[HP_BETA2]
+        return hyper[HP_LR] * np.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
+    return hyper[HP_LR]
+
+
+@jit
+def update_segment(code, w, g0, g1, two, s0, s1, c1, c2, hyper, rate, scale):
+    """One optimizer step on a run of parameters, the gradient assembled element by element.
+
+    The gradient of element i is ``g0[i]`` (plus ``g1[i]`` when ``two``: two shards summed in
+    the same pass), plus the gradient of the penalty ``c1 |w| + c2 w^2`` (skipped when both
+    are 0), times the clipping factor ``scale``, clipped by value: one pass over the run reads
+    each vector once (an Adam step over two shards of 6,922 parameters: 2.0 us against 2.5 us
+    for a shard-sum pass then the rule).
 
     Parameters
     ----------
-    w, g : float32 arrays of shape (n,)
-        Parameters (updated) and their gradient, penalty included.
+    w : float32 array of shape (n,)
+        Parameters, updated.
+    g0, g1 : float32 arrays of shape (n,)
+        Gradient parts (``g1`` read only when ``two``); not modified.
     s0, s1 : float32 arrays of shape (n,)
         The optimizer's first and second state vectors over the run (``s1`` unused by
         one-slot optimizers).
+    rate : float
+        ``step_rate`` of this step.
     scale : float
         Global-norm clipping factor.
     """
     n = w.shape[0]
-    lr = np.float32(hyper[HP_LR])
+    pen = c1 != 0.0 or c2 != 0.0
+    c1f = np.float32(c1)
+    two_c2 = np.float32(2.0 * c2)
+    lr = np.float32(rate)
     sc = np.float32(scale)
     cv = np.float32(hyper[HP_CLIPVALUE]) if hyper[HP_CLIPVALUE] > 0.0 else np.float32(np.inf)
     if code == SGD:
         mu = np.float32(hyper[HP_MOMENTUM])
         if mu == _ZERO:
             for i in range(n):
-                gi = min(max(g[i] * sc, -cv), cv)
+                gi = gradient_at(g0, g1, two, w[i], pen, c1f, two_c2, sc, cv, i)
                 w[i] -= lr * gi
         elif hyper[HP_NESTEROV] != 0.0:
             for i in range(n):
-                gi = min(max(g[i] * sc, -cv), cv)
+                gi = gradient_at(g0, g1, two, w[i], pen, c1f, two_c2, sc, cv, i)
                 v = mu * s0[i] - lr * gi
                 s0[i] = v
                 w[i] += mu * v - lr * gi
         else:
             for i in range(n):
-                gi = min(max(g[i] * sc, -cv), cv)
+                gi = gradient_at(g0, g1, two, w[i], pen, c1f, two_c2, sc, cv, i)
                 v = mu * s0[i] - lr * gi
                 s0[i] = v
                 w[i] += v
     elif code == ADAM or code == ADAMW:
-        b1 = hyper[HP_BETA1]
-        b2 = hyper[HP_BETA2]
-        lr_t = np.float32(hyper[HP_LR] * np.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t))
-        b1f = np.float32(b1)
-        b2f = np.float32(b2)
+        b1f = np.float32(hyper[HP_BETA1])
+        b2f = np.float32(hyper[HP_BETA2])
         eps = np.float32(hyper[HP_EPS])
         decay = np.float32(1.0 - hyper[HP_LR] * hyper[HP_WEIGHT_DECAY]) if code == ADAMW else _ONE
         for i in range(n):
-            gi = min(max(g[i] * sc, -cv), cv)
+            x = w[i]
+            gi = gradient_at(g0, g1, two, x, pen, c1f, two_c2, sc, cv, i)
             mi = b1f * s0[i] + (_ONE - b1f) * gi
             vi = b2f * s1[i] + (_ONE - b2f) * gi * gi
             s0[i] = mi
             s1[i] = vi
-            w[i] = w[i] * decay - lr_t * mi / (np.sqrt(vi) + eps)
+            w[i] = x * decay - lr * mi / (np.sqrt(vi) + eps)
     elif code == RMSPROP:
         rho = np.float32(hyper[HP_RHO])
         mu = np.float32(hyper[HP_MOMENTUM])
         eps = np.float32(hyper[HP_EPS])
         for i in range(n):
-            gi = min(max(g[i] * sc, -cv), cv)
+            gi = gradient_at(g0, g1, two, w[i], pen, c1f, two_c2, sc, cv, i)
             ms = rho * s0[i] + (_ONE - rho) * gi * gi
             s0[i] = ms
             step = lr * gi / (np.sqrt(ms) + eps) + mu * s1[i]
@@ -196,10 +234,24 @@ def update_segment(code, w, g, s0, s1, hyper, t, scale):
     elif code == ADAGRAD:
         eps = np.float32(hyper[HP_EPS])
         for i in range(n):
-            gi = min(max(g[i] * sc, -cv), cv)
+            gi = gradient_at(g0, g1, two, w[i], pen, c1f, two_c2, sc, cv, i)
             acc = s0[i] + gi * gi
             s0[i] = acc
             w[i] -= lr * gi / (np.sqrt(acc) + eps)
+
+
+@jit
+def penalty_value(w, c1, c2):
+    """``c1 |w|_1 + c2 ||w||^2`` of a float32 run (0 without computing when both are 0)."""
+    if c1 == 0.0 and c2 == 0.0:
+        return 0.0
+    sq = _ZERO
+    ab = _ZERO
+    for i in range(w.shape[0]):
+        x = w[i]
+        sq += x * x
+        ab += abs(x)
+    return c2 * sq + c1 * ab
 
 
 @jit
@@ -222,7 +274,7 @@ def sum_sq_diff(x, y):
 
 
 @jit
-def optimizer_step(code, params, grads, state, hyper, t, seg, n_seg, scale, diag, prev):
+def optimizer_step(code, params, grads, state, hyper, t, seg, n_seg, scale, diag, prev, summed):
     """Apply one optimizer step to the segments listed in ``seg``.
 
     Parameters
@@ -232,8 +284,9 @@ def optimizer_step(code, params, grads, state, hyper, t, seg, n_seg, scale, diag
     params : float32 array of shape (P,)
         Updated in place.
     grads : float32 array of shape (S, P)
-        ``grads[0]`` holds the (already summed) gradient of the batch loss; the penalty's
-        gradient is added to it in place.
+        One gradient per shard, summed in shard order into the step's gradient: by the update's
+        own pass when S = 2 (``grads`` left as it was), else into ``grads[0]`` first. With
+        diagnostics on, ``grads[0]`` receives the whole gradient, penalty included.
     state : float32 array of shape (n_slots, P)
         Optimizer state (velocity; Adam's m and v; RMSprop's mean square and momentum;
         Adagrad's accumulator). Updated in place.
@@ -249,6 +302,8 @@ def optimizer_step(code, params, grads, state, hyper, t, seg, n_seg, scale, diag
         ``diag[2 r + 1]`` += squared norm of the update.
     prev : float32 array of shape (P,), or (0,)
         Scratch for the weights before the step (diagnostics only).
+    summed : bool
+        ``grads[0]`` already holds the sum of the shards (``grads[1:]`` is ignored).
 
     Returns
     -------
@@ -258,18 +313,28 @@ def optimizer_step(code, params, grads, state, hyper, t, seg, n_seg, scale, diag
     value = 0.0
     last = state.shape[0] - 1
     watch = diag.shape[0] > 0
+    two = not summed and grads.shape[0] == 2 and not watch
+    rate = step_rate(code, hyper, t)
     for k in range(n_seg):
         lo = int(seg[k, SEG_START])
         hi = int(seg[k, SEG_STOP])
+        c1 = seg[k, SEG_C1]
+        c2 = seg[k, SEG_C2]
         w = params[lo:hi]
         g = grads[0, lo:hi]
-        value += add_penalty(w, g, seg[k, SEG_C1], seg[k, SEG_C2])
-        if watch:
+        if not summed and not two:
+            sum_shards(grads, lo, hi)
+        if watch:  # the whole gradient is wanted: assemble it in grads[0] first
+            value += add_penalty(w, g, c1, c2)
             prev[lo:hi] = w
             diag[DG_PER_RUN * int(seg[k, SEG_RUN])] += sum_squares(g)
-        update_segment(code, w, g, state[0, lo:hi], state[last, lo:hi], hyper, t, scale)
-        if watch:
+            update_segment(code, w, g, g, False, state[0, lo:hi], state[last, lo:hi], 0.0, 0.0,
+                           hyper, rate, scale)
             diag[DG_PER_RUN * int(seg[k, SEG_RUN]) + 1] += sum_sq_diff(w, prev[lo:hi])
+        else:
+            value += penalty_value(w, c1, c2)
+            update_segment(code, w, g, grads[1, lo:hi] if two else g, two, state[0, lo:hi],
+                           state[last, lo:hi], c1, c2, hyper, rate, scale)
     return value
 
 

@@ -316,13 +316,11 @@ def chunk_norms(params, grads, runs, pscale, seg, parts, c):
 @jit
 def chunk_update(opt, params, grads, state, hyper, t, runs, pscale, scale, summed, seg, parts, c,
                  diag, prev):
-    """Sum the shards (unless already ``summed``) and update chunk c; returns its penalty."""
+    """Update chunk c (summing the shards unless already ``summed``); returns its penalty."""
     lo, hi = split(params.shape[0], parts, c)
-    if not summed:
-        sum_shards(grads, lo, hi)
     n_seg = segments(runs, pscale, lo, hi, seg[c])
     return optimizer_step(opt, params, grads, state, hyper, t, seg[c], n_seg, scale,
-                          diag[c], prev)
+                          diag[c], prev, summed)
 
 
 @jit

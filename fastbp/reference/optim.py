@@ -116,13 +116,16 @@ def sum_sq_diff(x, y):
     return float(np.dot(d, d))
 
 
-def optimizer_step(code, params, grads, state, hyper, t, seg, n_seg, scale, diag, prev):
-    """One update of ``params`` (P,) and ``state`` over the segments; ``grads`` is (S, P) with
-    the summed gradient in row 0. Returns the penalty's value. With ``diag`` non-empty, adds
-    per run the squared gradient norm and the squared update norm (``prev`` is scratch)."""
+def optimizer_step(code, params, grads, state, hyper, t, seg, n_seg, scale, diag, prev, summed):
+    """One update of ``params`` (P,) and ``state`` over the segments; ``grads`` is (S, P), one
+    gradient per shard, summed into row 0 first unless already ``summed``. Returns the
+    penalty's value. With ``diag`` non-empty, adds per run the squared gradient norm and the
+    squared update norm (``prev`` is scratch)."""
     value = 0.0
     for start, stop, c1, c2, run in seg[:n_seg]:
         lo, hi, run = int(start), int(stop), int(run)
+        if not summed:
+            sum_shards(grads, lo, hi)
         w, g = params[lo:hi], grads[0, lo:hi]
         value += add_penalty(w, g, c1, c2)
         if len(diag):

@@ -99,6 +99,7 @@ class ShardScheduler:
     PROBE_FIRST, PROBE_MAX = 8, 64
 
     def __init__(self, n_params, shard_rows):
+        self.key = (n_params, shard_rows)  # the shape whose timings this keeps
         # forward 2 P and backward 4 P operations per row, P the parameter count
         self.adaptive = 6.0 * n_params * shard_rows < self.FINE_FLOPS
         self.epoch = 0

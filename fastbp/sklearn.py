@@ -272,7 +272,7 @@ class _BaseMLP(BaseEstimator):
                                      self._optimizer, loss_code, loss_param, codes.ACC_SKIP,
                                      data, batch_size, self._dropout_seed, self.diagnostics)
         previous = getattr(self, "_scheduler", None)
-        if incremental and previous is not None and previous.adaptive == runner.scheduler.adaptive:
+        if incremental and previous is not None and previous.key == runner.scheduler.key:
             runner.scheduler = previous  # partial_fit after partial_fit: keep its timings
         self._scheduler = runner.scheduler
         sample_idx = np.arange(n, dtype=np.int64)

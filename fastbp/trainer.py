@@ -110,6 +110,10 @@ def train(model, data, val, epochs, batch_size, shuffle, callbacks, diagnostics)
                          model.optimizer, model.loss.code, model.loss.loss_param(lay.n_outputs),
                          model._acc_kind(train=True), data, batch_size, model._dropout_seed,
                          diagnostics)
+    previous = getattr(model, "_scheduler", None)
+    if previous is not None and previous.key == runner.scheduler.key:
+        runner.scheduler = previous  # fit after fit: the timings of parallel and serial carry on
+    model._scheduler = runner.scheduler
     quiet_nan = any(isinstance(cb, TerminateOnNaN) for cb in callbacks)
     model.stop_training = False
     for cb in callbacks:

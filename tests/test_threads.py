@@ -129,3 +129,20 @@ def test_shard_scheduler_keeps_the_faster_way_and_probes_less_when_confirmed():
 def test_shard_scheduler_always_parallel_for_coarse_shards():
     busy = {True: 3.0, False: 1.5}
     assert all(drive(_threads.ShardScheduler(10 ** 6, 256), lambda e: busy, 20))
+
+
+def test_successive_fits_share_one_shard_scheduler():
+    """A second ``fit`` of the same model and batch size carries on with the first one's
+    timings (no new probe epochs); another batch size is another shape and starts afresh."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((256, 6)).astype(np.float32)
+    y = rng.integers(0, 3, 256)
+    model = fastbp.Sequential([fastbp.Dense(8, activation="relu"),
+                               fastbp.Dense(3, activation="softmax")], seed=0)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(X, y, epochs=2, batch_size=64, verbose=0)
+    first = model._scheduler
+    model.fit(X, y, epochs=3, batch_size=64, verbose=0)
+    assert model._scheduler is first and first.epoch == 5
+    model.fit(X, y, epochs=1, batch_size=32, verbose=0)
+    assert model._scheduler is not first and model._scheduler.epoch == 1

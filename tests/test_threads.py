@@ -117,13 +117,23 @@ def drive(scheduler, seconds_per_way, epochs):
 def test_shard_scheduler_keeps_the_faster_way_and_probes_less_when_confirmed():
     quiet = {True: 1.0, False: 1.5}  # parallel faster
     ways = drive(_threads.ShardScheduler(1000, 16), lambda e: quiet, 80)
-    assert ways[:3] == [True, False, True]  # warm-up, then one epoch each way
+    assert ways[:4] == [True, False, True, True]  # warm-up, one epoch serial, two parallel
     serial_epochs = [e for e, w in enumerate(ways) if not w]
-    assert serial_epochs == [1, 11, 27, 59]  # probes 8, 16, 32 epochs apart
+    assert serial_epochs == [1, 12, 28, 60]  # probes 8, 16, 32 epochs apart
     # a busy machine: serial faster from epoch 20 on -> switched within a probe or two
     busy = lambda e: quiet if e < 20 else {True: 3.0, False: 1.5}  # noqa: E731
     ways = drive(_threads.ShardScheduler(1000, 16), busy, 60)
     assert not any(ways[30:40]) and ways[30:].count(True) <= 3
+
+
+def test_shard_scheduler_is_not_turned_by_one_slow_epoch():
+    """Parallel is faster, but its first timed epoch (and a later one) is slowed by another
+    process: the scheduler stays parallel, apart from its probes."""
+    def times(epoch):
+        slow = epoch in (2, 20)
+        return {True: 3.0 if slow else 1.0, False: 1.5}
+    ways = drive(_threads.ShardScheduler(1000, 16), times, 40)
+    assert [e for e, w in enumerate(ways) if not w] == [1, 12, 28]
 
 
 def test_shard_scheduler_always_parallel_for_coarse_shards():

@@ -77,8 +77,8 @@ def penalty(params, grads, runs, scale):
 
     The penalty is ``scale * sum over runs (l1 |w|_1 + l2 ||w||^2)`` (``runs`` as in
     ``segments``; biases and batch-norm parameters sit in runs with l1 = l2 = 0). Used where a
-    whole gradient is wanted at once (full-batch objective); the training loop applies the
-    same ``add_penalty`` inside ``optimizer_step``.
+    whole gradient is wanted at once (full-batch objective); the training loop adds the same
+    gradient inside ``update_segment``.
 
     params, grads : float32 (P,)
     """
@@ -112,25 +112,16 @@ def grad_sq_norm(params, grads, seg, n_seg):
 
 @jit
 def add_penalty(w, g, c1, c2):
-    """``g += gradient of c1 |w| + c2 w^2``; returns the penalty's value. w, g : float32 (n,)."""
+    """``g += gradient of c1 |w| + c2 w^2``; returns the penalty's value (``penalty_value``).
+    w, g : float32 (n,). Used where the whole gradient is wanted before the update (full-batch
+    objective, diagnostics); the training step otherwise adds it inside ``update_segment``."""
     if c1 == 0.0 and c2 == 0.0:
         return 0.0
-    two_c2 = np.float32(2.0 * c2)
-    sq = _ZERO
-    if c1 == 0.0:  # the common case (L2 only): a plain vectorised loop
-        for i in range(w.shape[0]):
-            x = w[i]
-            sq += x * x
-            g[i] += two_c2 * x
-        return c2 * sq
     c1f = np.float32(c1)
-    ab = _ZERO
+    two_c2 = np.float32(2.0 * c2)
     for i in range(w.shape[0]):
-        x = w[i]
-        sq += x * x
-        ab += abs(x)
-        g[i] += penalty_grad(x, c1f, two_c2)
-    return c2 * sq + c1 * ab
+        g[i] += penalty_grad(w[i], c1f, two_c2)
+    return penalty_value(w, c1, c2)
 
 
 @jit(inline="always")

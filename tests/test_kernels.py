@@ -368,6 +368,20 @@ def test_optimizer_update(case, clip, shards, diagnostics, rng):
         np.testing.assert_array_equal(par_s, ser_s)
 
 
+@pytest.mark.parametrize("c1,c2", [(0.0, 0.0), (0.0, 0.02), (0.01, 0.0), (0.01, 0.02)])
+def test_penalty_value_and_step_rate(c1, c2, rng):
+    w = rng.standard_normal(37).astype(np.float32)
+    assert k_optim.penalty_value(w, c1, c2) == pytest.approx(
+        r_optim.penalty_value(f64(w), c1, c2), rel=RTOL, abs=1e-12)
+    hyper = np.zeros(codes.N_HYPER)
+    hyper[codes.HP_LR], hyper[codes.HP_BETA1], hyper[codes.HP_BETA2] = 0.01, 0.9, 0.999
+    for code in (codes.SGD, codes.ADAM, codes.ADAMW, codes.RMSPROP):
+        for t in (1, 7):
+            assert k_optim.step_rate(code, hyper, t) == pytest.approx(
+                r_optim.step_rate(code, hyper, t), rel=1e-12)
+    assert k_optim.step_rate(codes.ADAM, hyper, 1) == pytest.approx(0.01 * np.sqrt(0.001) / 0.1)
+
+
 def test_clip_scale():
     assert k_optim.clip_scale(16.0, 2.0) == pytest.approx(0.5)
     assert k_optim.clip_scale(1.0, 2.0) == 1.0

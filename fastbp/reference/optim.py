@@ -58,12 +58,26 @@ def clip_scale(sq_norm, clipnorm):
     return clipnorm / norm if norm > clipnorm else 1.0
 
 
+def penalty_value(w, c1, c2):
+    """``c1 |w|_1 + c2 ||w||^2`` of a run."""
+    return c2 * float(np.dot(w, w)) + c1 * float(np.abs(w).sum())
+
+
 def add_penalty(w, g, c1, c2):
     """``g += gradient of c1 |w| + c2 w^2`` over a run; returns the penalty's value."""
     if c1 == 0.0 and c2 == 0.0:
         return 0.0
     g += penalty_grad(w, float(c1), 2.0 * float(c2)).astype(g.dtype)
-    return c2 * float(np.dot(w, w)) + c1 * float(np.abs(w).sum())
+    return penalty_value(w, c1, c2)
+
+
+def step_rate(code, hyper, t):
+    """The step's learning rate: with Adam's bias correction of step t for Adam and AdamW."""
+    lr = float(hyper[HP_LR])
+    if code in (ADAM, ADAMW):
+        b1, b2 = float(hyper[HP_BETA1]), float(hyper[HP_BETA2])
+        return lr * np.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
+    return lr
 
 
 def update_segment(code, w, g, s0, s1, hyper, t, scale):
@@ -89,7 +103,7 @@ def update_segment(code, w, g, s0, s1, hyper, t, scale):
         m, v = s0, s1
         m[...] = b1 * m + (1.0 - b1) * g
         v[...] = b2 * v + (1.0 - b2) * g * g
-        lr_t = lr * np.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
+        lr_t = step_rate(code, hyper, t)
         if code == ADAMW:  # decoupled weight decay, applied to the weights before the step
             w *= 1.0 - lr * hyper[HP_WEIGHT_DECAY]
         w -= lr_t * m / (np.sqrt(v) + eps)

@@ -61,12 +61,20 @@ def test_dense_grad(benchmark, backend, workload, m, n_in, n_out):
         BACKENDS[backend][1].dense_grad, a_in, delta, grad_w, grad_b)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("workload, m, n_in, n_out", SHAPES)
+#: the same layers at the rows of one of the two shards a training batch is cut into
+SHARD_SHAPES = [(f"{name} shard", m // 2, n_in, n_out) for name, m, n_in, n_out in SHAPES]
+
+
+@pytest.mark.parametrize("backend", [*BACKENDS, "numba-plain"])
+@pytest.mark.parametrize("workload, m, n_in, n_out", SHAPES + SHARD_SHAPES)
 def test_dense_backward(benchmark, backend, workload, m, n_in, n_out):
+    """``numba`` takes the product the way ``backward_by_transpose`` picks; ``numba-plain``
+    is denied the workspace, so it always calls sgemm as ``delta @ W.T``."""
     delta, W, delta_in = arrays((m, n_out), (n_in, n_out), (m, n_in))
+    room = 0 if backend == "numba-plain" else k_dense.transpose_scratch(m, n_in, n_out)
+    kernels = BACKENDS["numba" if backend == "numba-plain" else backend][1]
     run(benchmark, f"dense_backward {m}x{n_in}x{n_out} ({workload})",
-        BACKENDS[backend][1].dense_backward, delta, W, delta_in)
+        kernels.dense_backward, delta, W, delta_in, np.zeros(room, np.float32))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -49,7 +49,8 @@ OC_AUX = 5          # offset of the running mean, then variance, in ``aux`` (bat
 OC_BUF = 6          # offset of the op's output block (and delta block) in the work buffers
 OC_XHAT = 7         # batch norm: offset of the normalised input block, then 1/std and mean rows
 OC_ALIVE = 8        # diagnostics: offset of the op's units in a diagnostics row (-1: none)
-N_OC = 9
+OC_SCRATCH = 9      # offset of the backward workspace in ``deltas``, to its end (-1: none)
+N_OC = 10
 
 # columns of ``opf``
 OF_ALPHA = 0        # activation parameter

@@ -11,6 +11,7 @@ parameter vector's layout.
 import numpy as np
 
 from . import codes
+from .kernels.dense import transpose_scratch
 from .layers import Activation, BatchNormalization, Dense, Dropout
 
 
@@ -52,6 +53,7 @@ class Layout:
             row[codes.OC_PARAM] = p
             row[codes.OC_AUX] = aux
             row[codes.OC_ALIVE] = -1
+            row[codes.OC_SCRATCH] = -1
             self.layer_op.append(len(ops))
             self.layer_param.append(p)
             self.layer_aux.append(aux)
@@ -120,18 +122,25 @@ class Layout:
     def tables(self, rows):
         """``(ops, size)``: the op table with buffer offsets for blocks of ``rows`` rows, and
         the length of one work buffer. Op k's output block is at ``OC_BUF``; a batch-norm op
-        also keeps 1/std, the mean, then the normalised input at ``OC_XHAT``."""
+        also keeps 1/std, the mean, then the normalised input at ``OC_XHAT``. The blocks are
+        followed by the workspace ``dense_backward`` may need (at ``OC_SCRATCH``, often empty)."""
         cached = self._tables.get(rows)
         if cached is not None:
             return cached[0].copy(), cached[1]
         ops = self.ops.copy()
         offset = 0
-        for row in ops:
+        scratch = 0
+        for k, row in enumerate(ops):
             row[codes.OC_BUF] = offset
             offset += rows * row[codes.OC_OUT]
             if row[codes.OC_KIND] == codes.OP_BATCHNORM:
                 row[codes.OC_XHAT] = offset
                 offset += (rows + 2) * row[codes.OC_OUT]
+            if row[codes.OC_KIND] == codes.OP_DENSE and k > 0:
+                scratch = max(scratch, transpose_scratch(rows, row[codes.OC_IN],
+                                                         row[codes.OC_OUT]))
+        ops[:, codes.OC_SCRATCH] = offset
+        offset += scratch
         if len(self._tables) < 8:  # the few chunk sizes a model predicts with
             self._tables[rows] = (ops.copy(), int(offset))
         return ops, int(offset)

@@ -10,6 +10,7 @@ from fastbp.kernels import batchnorm as k_bn
 from fastbp.kernels import dropout as k_drop
 from fastbp.kernels import schedules as k_sched
 from fastbp.layers import BatchNormalization, Dense, Dropout
+from fastbp.layout import Layout
 from fastbp.reference import batchnorm as r_bn
 from fastbp.reference import dropout as r_drop
 from fastbp.reference import schedules as r_sched
@@ -267,9 +268,43 @@ def test_dense_kernels(name, rng):
     close(comp_gb, ref_gb, atol=1e-5)
 
     comp_din, ref_din = np.empty_like(a_in), np.empty(a_in.shape)
-    k_dense.dense_backward(delta, W, comp_din)
+    k_dense.dense_backward(delta, W, comp_din, np.zeros(0, np.float32))
     r_dense.dense_backward(f64(delta), f64(W), ref_din)
     close(comp_din, ref_din, atol=1e-5)
+
+
+@pytest.mark.parametrize("m, n_in, n_out, transposed", [
+    (16, 128, 128, True), (32, 64, 80, True), (20, 96, 64, True), (33, 64, 64, False),
+    (15, 64, 64, False), (32, 63, 64, False), (32, 64, 10, False)])
+def test_dense_backward_plain_and_by_transpose(m, n_in, n_out, transposed, rng):
+    """Both ways of taking ``delta @ W.T`` agree with the reference, the transposed one is
+    taken exactly where the rule says and the layout reserves room for it, and without that
+    room the kernel falls back to the plain product."""
+    assert k_dense.backward_by_transpose.py_func(m, n_in, n_out) == transposed
+    need = k_dense.transpose_scratch(m, n_in, n_out)
+    if transposed:
+        assert need == m * (n_in + n_out)
+    delta = rng.standard_normal((m, n_out)).astype(np.float32)
+    W = rng.standard_normal((n_in, n_out)).astype(np.float32)
+    ref = np.empty((m, n_in))
+    r_dense.dense_backward(f64(delta), f64(W), ref)
+    for room in {need, max(need - 1, 0), 0}:
+        buf = np.full(room + 3, np.nan, np.float32)  # the workspace, then 3 guard values
+        comp = np.full((m, n_in), np.nan, np.float32)
+        k_dense.dense_backward(delta, W, comp, buf[:room])
+        close(comp, ref, atol=1e-4)
+        assert np.isnan(buf[room:]).all()
+        assert np.isnan(buf).all() != (transposed and room == need)
+
+
+def test_layout_reserves_the_backward_workspace():
+    layout = Layout(16, [Dense(128, activation="relu"), Dense(128, activation="relu"),
+                         Dense(1)])
+    for rows, reserved in ((16, 16 * 256), (40, 32 * 256), (8, 0), (64, 32 * 256)):
+        ops, size = layout.tables(rows)
+        blocks = rows * (128 + 128 + 1)
+        assert size == blocks + reserved
+        assert (ops[:, codes.OC_SCRATCH] == blocks).all()
 
 
 def test_penalty(rng):

@@ -68,6 +68,29 @@ def test_compiled_and_reference_other_losses(loss, out, k, rng):
         np.testing.assert_allclose(comp_w, ref_w, rtol=1e-3, atol=2e-5)
 
 
+def test_compiled_and_reference_agree_where_backward_goes_by_transpose(rng):
+    """Layers 64 wide and shards of 16 or 32 rows take ``delta @ W.T`` as ``(W @ delta.T).T``
+    (see ``kernels.dense.backward_by_transpose``); training still matches the reference."""
+    from fastbp.kernels.dense import backward_by_transpose
+    X, y = classification(rng, n=200, f=8)
+
+    def model(backend):
+        net = fastbp.Sequential([fastbp.Dense(64, activation="relu"),
+                                 fastbp.Dense(64, activation="tanh"),
+                                 fastbp.Dense(3, activation="softmax")], seed=3)
+        net.compile(optimizer=optimizers.Adam(0.01), loss="categorical_crossentropy",
+                    backend=backend)
+        return net
+
+    assert backward_by_transpose.py_func(16, 64, 64) and backward_by_transpose.py_func(32, 64, 64)
+    comp, ref = model("numba"), model("numpy")
+    comp_h = comp.fit(X, y, epochs=3, batch_size=32)
+    ref_h = ref.fit(X, y, epochs=3, batch_size=32)
+    for comp_w, ref_w in zip(comp.get_weights(), ref.get_weights()):
+        np.testing.assert_allclose(comp_w, ref_w, rtol=1e-3, atol=2e-5)
+    np.testing.assert_allclose(comp_h.history["loss"], ref_h.history["loss"], rtol=1e-4)
+
+
 @pytest.mark.parametrize("batch_size", [1, 16, 100, 1000])
 def test_batch_sizes_from_one_to_full(batch_size, rng):
     X, y = classification(rng)

@@ -24,9 +24,9 @@ from numba import prange
 from .._jit import jit
 from ..codes import (
     ACC_SKIP, HP_CLIPNORM, HP_LR, LINEAR, LP_NORM_BY_WEIGHT, LP_PENALTY_PER_SAMPLE, OC_ACT,
-    OC_ALIVE, OC_AUX, OC_BUF, OC_IN, OC_KIND, OC_OUT, OC_PARAM, OC_XHAT, OF_ALPHA, OF_EPS,
-    OF_MOMENTUM, OF_RATE, OK, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, SC_PER_STEP, ST_LOSS, ST_PENALTY,
-    ST_ROWS,
+    OC_ALIVE, OC_AUX, OC_BUF, OC_IN, OC_KIND, OC_OUT, OC_PARAM, OC_SCRATCH, OC_XHAT, OF_ALPHA,
+    OF_EPS, OF_MOMENTUM, OF_RATE, OK, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, SC_PER_STEP, ST_LOSS,
+    ST_PENALTY, ST_ROWS,
 )
 from .activations import act_backward
 from .batchnorm import batchnorm_backward, batchnorm_infer, batchnorm_train
@@ -141,6 +141,12 @@ def forward_pass(x, rows, ops, opf, out_act, params, aux, acts, training, seed, 
                 a_out[:] = a_in
 
 
+@jit(inline="always")
+def scratch(buf, offset):
+    """The workspace at ``offset`` of a work buffer, to its end (empty for offset -1)."""
+    return buf[offset:] if offset >= 0 else buf[:0]
+
+
 @jit
 def backward_pass(x, rows, ops, opf, params, grads, acts, deltas, seed, t):
     """Backward pass from the last op's delta (dL/dz, set by the loss) to the first op.
@@ -169,7 +175,7 @@ def backward_pass(x, rows, ops, opf, params, grads, acts, deltas, seed, t):
             dense_grad(a_in, g, block(grads, p, n_in, n_out),
                        grads[p + n_in * n_out:p + n_in * n_out + n_out])
             if k > 0:
-                dense_backward(g, W, delta_in)
+                dense_backward(g, W, delta_in, scratch(deltas, ops[k, OC_SCRATCH]))
         elif kind == OP_BATCHNORM:
             h = ops[k, OC_XHAT]
             batchnorm_backward(g, block(acts, h + 2 * n_out, m, n_out), acts[h:h + n_out],

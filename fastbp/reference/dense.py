@@ -15,6 +15,9 @@ def dense_grad(a_in, delta, grad_w, grad_b):
     grad_b[...] = delta.sum(axis=0)
 
 
-def dense_backward(delta, W, delta_in):
-    """``delta_in = delta @ W.T``: dL/d(input), shape (m, n_in), from dL/dz (m, n_out)."""
+def dense_backward(delta, W, delta_in, scratch=None):
+    """``delta_in = delta @ W.T``: dL/d(input), shape (m, n_in), from dL/dz (m, n_out).
+
+    ``scratch`` is the compiled kernel's workspace (it may take the product as
+    ``(W @ delta.T).T``, which is faster in BLAS for some shapes); the math needs none."""
     delta_in[...] = delta @ W.T

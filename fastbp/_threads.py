@@ -94,13 +94,16 @@ class ShardScheduler:
     does not turn the choice (measured on ``small`` through ``partial_fit``: one parallel epoch
     at 45 ms against 27 ms serial kept every later epoch serial, at 27 ms instead of 20). The
     other way is tried again after ``PROBE_FIRST`` epochs, twice as long after each probe that
-    confirms the choice (up to ``PROBE_MAX``), since the machine's load changes. Coarser shards
+    confirms the choice (up to ``PROBE_MAX``), since the machine's load changes. The first probe
+    comes soon because the warm-up itself is often disturbed: right after scikit-learn's own
+    ``fit``, NumPy's OpenBLAS threads spin for about 0.1 s and slowed both warm-up parallel
+    epochs on ``small`` to 38-41 ms (serial 27, parallel 20 once they stop). Coarser shards
     always run in parallel: there the barrier costs little and a serial probe epoch would cost
     nearly twice its time.
     """
 
     FINE_FLOPS = 16e6
-    PROBE_FIRST, PROBE_MAX = 8, 64
+    PROBE_FIRST, PROBE_MAX = 2, 64
     WARMUP = 4  # epochs 0-3: parallel (untimed), serial, parallel, parallel
 
     def __init__(self, n_params, shard_rows):

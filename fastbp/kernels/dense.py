@@ -4,7 +4,9 @@ Matrix products go through ``np.dot(..., out)``, which Numba lowers to a BLAS sg
 contiguous float32 operands (transposed views are passed as BLAS transpose flags, so
 nothing is copied). Measured on this project's workloads, sgemm from compiled code beats
 hand-written loop nests at every layer shape, small ones included (bench/bench_kernels.py).
-The elementwise work around each product is one fused pass.
+One product is taken another way round: for shards of 16 to 32 rows, sgemm with a transposed
+right operand is slow, so the input gradient goes through ``W @ delta.T`` instead
+(``backward_by_transpose``). The elementwise work around each product is one fused pass.
 
 NumPy twin: ``fastbp.reference.dense``.
 """

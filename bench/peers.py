@@ -2,7 +2,9 @@
 
 Every ``run_<library>(name, epochs, threads)`` trains the workload ``name`` and returns a dict:
 ``epoch_s`` (list of per-epoch wall times, the first one including compilation), ``samples``
-(rows per epoch), ``predict_s`` (best of 3 whole-data predictions) and ``accuracy`` or ``mse``
+(rows per epoch), ``predict_s`` (best of 3 whole-data predictions: class probabilities for
+classification in every library, as ``predict`` in fastbp and ``predict_proba`` in
+scikit-learn give them, not raw scores) and ``accuracy`` or ``mse``
 on the training data. Run in a fresh process per (library, workload): see ``compare.py``.
 """
 
@@ -95,9 +97,11 @@ def run_torch(name, epochs, threads):
             loss.backward()
             optimizer.step()
         times.append(time.perf_counter() - start)
+    # what predict gives in every library here: probabilities for classification
+    predict = (lambda: torch.softmax(model(Xt), dim=1)) if classification else (lambda: model(Xt))
     with torch.no_grad():
-        predict_s = _best_of(lambda: model(Xt))
-        out = model(Xt).numpy()
+        predict_s = _best_of(predict)
+        out = predict().numpy()
     return {"epoch_s": times, "samples": n, "predict_s": predict_s, **_evaluate(name, out, y)}
 
 
@@ -148,8 +152,12 @@ def _jax_setup(name):
 
 
 def _jax_result(jax, forward, params, Xj, y, name, times, samples):
-    """The runner's result dict: epoch times, then whole-data predictions (jitted, best of 3)."""
-    predict = jax.jit(forward)
+    """The runner's result dict: epoch times, then whole-data predictions (jitted, best of 3):
+    probabilities for classification, as the other libraries' predictions."""
+    if WORKLOADS[name][5] == "classification":
+        predict = jax.jit(lambda p, x: jax.nn.softmax(forward(p, x)))
+    else:
+        predict = jax.jit(forward)
     predict(params, Xj).block_until_ready()
     predict_s = _best_of(lambda: predict(params, Xj).block_until_ready())
     return {"epoch_s": times, "samples": samples, "predict_s": predict_s,

@@ -13,7 +13,8 @@ float32 vectors allocated once per fit: op k's output (and dL/d output) is the
 
 Every batch is cut into S row shards (S = ``grads.shape[0]``) computed on their own, each into
 its own gradient row; the update sums them in shard order, so the result depends on S but
-not on how many threads ran the shards.
+not on how many threads ran the shards. Training runs with denormal floats flushed to zero
+(``fpmode``): they slow the CPU down and change nothing that float32 can show.
 
 NumPy twin: ``fastbp.reference.train``.
 """
@@ -32,6 +33,7 @@ from .activations import act_backward
 from .batchnorm import batchnorm_backward, batchnorm_infer, batchnorm_train
 from .dense import dense_backward, dense_forward, dense_grad
 from .dropout import dropout_mask_apply
+from .fpmode import FTZ_DAZ, flush_denormals, fp_mode, set_fp_mode
 from .losses import is_fused, loss_delta, output_stats
 from .optim import clip_scale, grad_sq_norm, optimizer_step, penalty, segments, sum_shards
 from .schedules import scheduled_lr
@@ -228,11 +230,14 @@ def batch_objective(x, Y, labels, rows, sw, ops, opf, runs, loss, loss_param, pa
     float
         ``sum_i w_i loss_i / norm + penalty``.
     """
+    mode = flush_denormals()
     norm = loss_norm(rows, sw, loss_param)
     data = forward_backward(x, Y, labels, rows, sw, norm, ops, opf, loss, loss_param, params,
                             aux, grads, acts, deltas, seed, t, np.zeros(0))
     scale = 1.0 / norm if loss_param[LP_PENALTY_PER_SAMPLE] != 0.0 else 1.0
-    return data / norm + penalty(params, grads, runs, scale)
+    value = data / norm + penalty(params, grads, runs, scale)
+    set_fp_mode(mode)
+    return value
 
 
 @jit
@@ -290,10 +295,12 @@ def run_shards_parallel(X, Y, labels, sw, rows, norm, ops, opf, loss, loss_param
     writes only ``grads[s]``, ``xb[s]``, ``acts[s]``, ``deltas[s]``, ``stats[s]``, ``diag[s]``."""
     n_shards = grads.shape[0]
     for s in prange(n_shards):
+        mode = flush_denormals()  # this thread's mode (see fpmode)
         lo, hi = split(rows.shape[0], n_shards, s)
         shard_loss[s] = shard_objective(X, Y, labels, sw, rows[lo:hi], norm, ops, opf, loss,
                                         loss_param, acc_kind, params, aux, grads[s], xb[s],
                                         acts[s], deltas[s], stats[s], seed, t, diag[s])
+        set_fp_mode(mode)
 
 
 @jit
@@ -355,11 +362,15 @@ def run_update_parallel(opt, params, grads, state, hyper, t, runs, pscale, seg, 
     scale = 1.0
     if clipnorm > 0.0:
         for c in prange(parts):
+            mode = flush_denormals()
             chunk_out[c] = chunk_norms(params, grads, runs, pscale, seg, parts, c)
+            set_fp_mode(mode)
         scale = clip_scale(ordered_sum(chunk_out), clipnorm)
     for c in prange(parts):
+        mode = flush_denormals()
         chunk_out[c] = chunk_update(opt, params, grads, state, hyper, t, runs, pscale, scale,
                                     clipnorm > 0.0, seg, parts, c, diag, prev)
+        set_fp_mode(mode)
     return ordered_sum(chunk_out)
 
 
@@ -408,6 +419,8 @@ def train_epoch(X, Y, labels, sw, order, batch_size, ops, opf, runs, loss, loss_
     parallel : bool
         Run the shards (and the update's chunks) on Numba's thread pool.
 
+    Denormal floats are flushed to zero during the call, on every thread (``fpmode``).
+
     Returns
     -------
     status : int
@@ -416,6 +429,12 @@ def train_epoch(X, Y, labels, sw, order, batch_size, ops, opf, runs, loss, loss_
     t : int
         Steps taken after this epoch.
     """
+    # Denormals are flushed (fpmode): in parallel, inside each loop body on whichever thread
+    # runs it; serially, here for the whole call. Never around a parallel launch: threads the
+    # pool starts then would inherit the mode and keep it. Restored before every return.
+    mode = fp_mode()
+    if not parallel:
+        set_fp_mode(mode | FTZ_DAZ)
     n = order.shape[0]
     shard_loss = scratch[0]
     chunk_out = scratch[1]
@@ -436,6 +455,7 @@ def train_epoch(X, Y, labels, sw, order, batch_size, ops, opf, runs, loss, loss_
                        params, aux, grads, xb, acts, deltas, stats, seed, t, diag, shard_loss)
         value = ordered_sum(shard_loss) / norm
         if not np.isfinite(value):
+            set_fp_mode(mode)
             return batch, t
         if per_step:
             hyper[HP_LR] = scheduled_lr(sched, float(t))
@@ -449,11 +469,13 @@ def train_epoch(X, Y, labels, sw, order, batch_size, ops, opf, runs, loss, loss_
                              diag, prev)
         value += pen
         if not np.isfinite(value):
+            set_fp_mode(mode)
             return batch, t
         stats[0, ST_PENALTY] += pen * m
         stats[0, ST_LOSS] += value * m
         stats[0, ST_ROWS] += m
         batch += 1
+    set_fp_mode(mode)
     return OK, t
 
 

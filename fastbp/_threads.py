@@ -11,6 +11,7 @@ import os
 import threading
 
 import numba
+import numpy as np
 
 SAFE_LAYERS = ("omp", "tbb")
 
@@ -150,6 +151,10 @@ class ShardScheduler:
 
 _running = 0
 _running_lock = threading.Lock()
+#: the same count where compiled code can read it: the epoch loop reads it before every batch,
+#: so a fit that began alone runs its next batches serially once another call starts (and
+#: goes back to its pool when that call ends)
+RUNNING = np.zeros(1, np.int64)
 
 
 class _Running:
@@ -160,11 +165,13 @@ class _Running:
         global _running
         with _running_lock:
             _running += 1
+            RUNNING[0] = _running
 
     def __exit__(self, *exc):
         global _running
         with _running_lock:
             _running -= 1
+            RUNNING[0] = _running
 
 
 _RUNNING = _Running()

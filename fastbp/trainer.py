@@ -64,16 +64,20 @@ class EpochRunner:
         saved = (self.params.copy(), self.aux.copy(), self.state.copy(), opt.iterations)
         start = opt.iterations
         with _threads.running():
-            # another fit or predict under way: run the shards serially (same bits, no
-            # contention for Numba's pool) and keep BLAS to one thread per caller; alone, the
-            # scheduler picks parallel or serial shards by their measured speed (same bits)
+            # the scheduler picks parallel or serial shards by their measured speed (same
+            # bits); the compiled loop runs a batch in parallel only while no other fit or
+            # predict is under way (checked before every batch): that caller holds a core
+            # already. BLAS stays at one thread per caller meanwhile.
             alone = _threads.alone()
-            parallel = self.parallel and alone and self.scheduler.choose()
+            parallel = self.parallel and self.scheduler.choose()
             with _threads.single_threaded_blas(self.parallel or not alone):
                 began = time.perf_counter()
-                status, t = self._epoch(order, stats, hyper, parallel)
-                if self.parallel and alone:
-                    self.scheduler.record(parallel, time.perf_counter() - began, len(order))
+                status, t, parallel_batches = self._epoch(order, stats, hyper, parallel)
+                seconds = time.perf_counter() - began
+            batches = -(-len(order) // self.batch_size)
+            if self.parallel and alone and _threads.alone() and \
+                    parallel_batches == (batches if parallel else 0):
+                self.scheduler.record(parallel, seconds, len(order))  # alone, one way through
         if status != codes.OK or not np.isfinite(self.params).all():
             self.params[:], self.aux[:], self.state[:], opt.iterations = saved
             self.status = status
@@ -85,7 +89,8 @@ class EpochRunner:
         return stats.sum(axis=0)  # shard order: fixed
 
     def _epoch(self, order, stats, hyper, parallel):
-        """One compiled ``train_epoch`` call over the fit's buffers; (status, steps after)."""
+        """One compiled ``train_epoch`` call over the fit's buffers; (status, steps after,
+        batches run in parallel)."""
         opt, buf = self.optimizer, self.buf
         X, Y, labels, sw = self.data
         return self.backend.train_epoch(
@@ -93,7 +98,7 @@ class EpochRunner:
             self.layout.runs, self.loss_code, self.loss_param, self.acc_kind, opt.code, hyper,
             opt.sched(), self.state, opt.iterations, self.params, self.aux, buf["grads"],
             buf["xb"], buf["acts"], buf["deltas"], buf["seg"], buf["scratch"], stats,
-            buf["diag"], buf["prev"], self.seed, parallel)
+            buf["diag"], buf["prev"], self.seed, parallel, _threads.RUNNING)
 
     def failure_message(self, epoch, epochs):
         where = f"batch {self.status + 1} of " if self.status != codes.OK else "the end of "

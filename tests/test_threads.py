@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -101,6 +102,54 @@ def test_models_train_and_predict_concurrently_in_threads():
     assert not errors
     for model, expected in zip(models, sequential):
         np.testing.assert_array_equal(model.params, expected)
+
+
+@pytest.mark.skipif(_threads.LAYER is None or _threads.n_shards(64) < 2,
+                    reason="no parallel shards here")
+def test_a_call_starting_mid_epoch_turns_the_remaining_batches_serial(monkeypatch):
+    """A fit whose epoch began alone on the thread pool runs its batches serially while a
+    call from another thread is under way, checked before every batch (that thread holds a
+    core), then goes back to the pool; the weights are those of an undisturbed fit."""
+    from fastbp import trainer
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((300_000, 8)).astype(np.float32)  # an epoch of about 0.1 s
+    y = X[:, 0] * X[:, 1]
+
+    def fit():
+        model = fastbp.Sequential([fastbp.Dense(64, activation="relu"),
+                                   fastbp.Dense(64, activation="relu"), fastbp.Dense(1)], seed=0)
+        model.compile(optimizer="adam", loss="mse")
+        model.fit(X, y, epochs=1, batch_size=64, verbose=0)
+        return model.params
+
+    undisturbed = fit()
+    epochs = []
+    epoch = trainer.EpochRunner._epoch
+
+    def spy(self, order, stats, hyper, parallel):
+        status, t, parallel_batches = epoch(self, order, stats, hyper, parallel)
+        epochs.append((parallel, parallel_batches, -(-len(order) // self.batch_size)))
+        return status, t, parallel_batches
+
+    monkeypatch.setattr(trainer.EpochRunner, "_epoch", spy)
+    inside = threading.Event()
+
+    def another_call():  # as a predict in another thread would: counted while it runs
+        while _threads._running == 0:
+            time.sleep(1e-4)
+        time.sleep(0.005)
+        with _threads.running():
+            inside.set()
+            time.sleep(0.01)
+
+    other = threading.Thread(target=another_call)
+    other.start()
+    disturbed = fit()
+    other.join()
+    assert inside.is_set()
+    (parallel, parallel_batches, batches), = epochs
+    assert parallel and 0 < parallel_batches < batches, (parallel_batches, batches)
+    np.testing.assert_array_equal(disturbed, undisturbed)
 
 
 def drive(scheduler, seconds_per_way, epochs):

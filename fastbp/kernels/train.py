@@ -37,6 +37,7 @@ from .fpmode import FTZ_DAZ, flush_denormals, fp_mode, set_fp_mode
 from .losses import is_fused, loss_delta, output_stats
 from .optim import clip_scale, grad_sq_norm, optimizer_step, penalty, segments, sum_shards
 from .schedules import scheduled_lr
+from .shared import calls_under_way
 
 
 @jit(inline="always")
@@ -377,7 +378,7 @@ def run_update_parallel(opt, params, grads, state, hyper, t, runs, pscale, seg, 
 @jit
 def train_epoch(X, Y, labels, sw, order, batch_size, ops, opf, runs, loss, loss_param, acc_kind,
                 opt, hyper, sched, state, t, params, aux, grads, xb, acts, deltas, seg, scratch,
-                stats, diag, prev, seed, parallel):
+                stats, diag, prev, seed, parallel, running):
     """Train for one epoch: every mini-batch of ``order``, forward, backward and update.
 
     Parameters
@@ -417,7 +418,12 @@ def train_epoch(X, Y, labels, sw, order, batch_size, ops, opf, runs, loss, loss_
     seed : int
         Dropout's seed.
     parallel : bool
-        Run the shards (and the update's chunks) on Numba's thread pool.
+        Run the shards (and the update's chunks) on Numba's thread pool ...
+    running : int64 array of shape (1,)
+        ... for every batch that starts while ``running[0]``, the count of fastbp's compiled
+        calls under way in the process (kept by ``fastbp._threads``), is at most 1. When
+        another fit or predict starts in another thread, the next batches run serially: that
+        caller already holds a core. Both ways compute the same bits.
 
     Denormal floats are flushed to zero during the call, on every thread (``fpmode``).
 
@@ -428,55 +434,58 @@ def train_epoch(X, Y, labels, sw, order, batch_size, ops, opf, runs, loss, loss_
         there, before that batch's update.
     t : int
         Steps taken after this epoch.
+    parallel_batches : int
+        How many batches ran on the thread pool.
     """
-    # Denormals are flushed (fpmode): in parallel, inside each loop body on whichever thread
-    # runs it; serially, here for the whole call. Never around a parallel launch: threads the
-    # pool starts then would inherit the mode and keep it. Restored before every return.
+    # Denormals are flushed (fpmode): in a parallel batch, inside each loop body on whichever
+    # thread runs it; in a serial batch, here for the whole batch. Never around a parallel
+    # launch: threads the pool starts then would inherit the mode and keep it.
     mode = fp_mode()
-    if not parallel:
-        set_fp_mode(mode | FTZ_DAZ)
     n = order.shape[0]
     shard_loss = scratch[0]
     chunk_out = scratch[1]
     per_sample = loss_param[LP_PENALTY_PER_SAMPLE] != 0.0
     per_step = sched[SC_PER_STEP] != 0.0
     batch = 0
+    parallel_batches = 0
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         m = stop - start
         rows = order[start:stop]
         norm = loss_norm(rows, sw, loss_param)
-        if parallel:
+        par = parallel and calls_under_way(running) <= 1
+        if par:
+            parallel_batches += 1
             run_shards_parallel(X, Y, labels, sw, rows, norm, ops, opf, loss, loss_param,
                                 acc_kind, params, aux, grads, xb, acts, deltas, stats, seed, t,
                                 diag, shard_loss)
         else:
+            set_fp_mode(mode | FTZ_DAZ)
             run_shards(X, Y, labels, sw, rows, norm, ops, opf, loss, loss_param, acc_kind,
                        params, aux, grads, xb, acts, deltas, stats, seed, t, diag, shard_loss)
         value = ordered_sum(shard_loss) / norm
         if not np.isfinite(value):
             set_fp_mode(mode)
-            return batch, t
+            return batch, t, parallel_batches
         if per_step:
             hyper[HP_LR] = scheduled_lr(sched, float(t))
         t += 1
         pscale = 1.0 / norm if per_sample else 1.0
-        if parallel:
+        if par:
             pen = run_update_parallel(opt, params, grads, state, hyper, t, runs, pscale, seg,
                                       chunk_out, diag, prev)
         else:
             pen = run_update(opt, params, grads, state, hyper, t, runs, pscale, seg, chunk_out,
                              diag, prev)
+        set_fp_mode(mode)
         value += pen
         if not np.isfinite(value):
-            set_fp_mode(mode)
-            return batch, t
+            return batch, t, parallel_batches
         stats[0, ST_PENALTY] += pen * m
         stats[0, ST_LOSS] += value * m
         stats[0, ST_ROWS] += m
         batch += 1
-    set_fp_mode(mode)
-    return OK, t
+    return OK, t, parallel_batches
 
 
 @jit

@@ -221,8 +221,10 @@ run_update_parallel = run_update
 
 def train_epoch(X, Y, labels, sw, order, batch_size, ops, opf, runs, loss, loss_param, acc_kind,
                 opt, hyper, sched, state, t, params, aux, grads, xb, acts, deltas, seg, scratch,
-                stats, diag, prev, seed, parallel):
-    """One epoch of mini-batch training; returns ``(status, t)`` like the compiled loop."""
+                stats, diag, prev, seed, parallel, running):
+    """One epoch of mini-batch training; returns ``(status, t, parallel_batches)`` like the
+    compiled loop (``parallel`` and ``running`` are ignored: no threads here, so
+    ``parallel_batches`` is 0)."""
     n = len(order)
     shard_loss, chunk_out = scratch[0], scratch[1]
     per_sample = loss_param[LP_PENALTY_PER_SAMPLE] != 0.0
@@ -234,7 +236,7 @@ def train_epoch(X, Y, labels, sw, order, batch_size, ops, opf, runs, loss, loss_
                    aux, grads, xb, acts, deltas, stats, seed, t, diag, shard_loss)
         value = ordered_sum(shard_loss) / norm
         if not np.isfinite(value):
-            return batch, t
+            return batch, t, 0
         if sched[SC_PER_STEP] != 0.0:
             hyper[HP_LR] = scheduled_lr(sched, float(t))
         t += 1
@@ -243,11 +245,11 @@ def train_epoch(X, Y, labels, sw, order, batch_size, ops, opf, runs, loss, loss_
                          prev)
         value += pen
         if not np.isfinite(value):
-            return batch, t
+            return batch, t, 0
         stats[0, ST_PENALTY] += pen * m
         stats[0, ST_LOSS] += value * m
         stats[0, ST_ROWS] += m
-    return OK, t
+    return OK, t, 0
 
 
 def evaluate(X, Y, labels, sw, ops, opf, loss, loss_param, acc_kind, params, aux, acts, deltas,

@@ -13,6 +13,8 @@ import threading
 import numba
 import numpy as np
 
+from . import codes
+
 SAFE_LAYERS = ("omp", "tbb")
 
 
@@ -81,66 +83,65 @@ def parallel(shards):
 
 
 class ShardScheduler:
-    """Whether the next epoch runs its row shards in parallel, from the measured speed of each way.
+    """Whether the next epoch runs its row shards in parallel, from the measured cost of each way.
 
     Two shards on two threads pay when both cores stay free for the whole epoch. On a shared
     machine where another process takes a core now and then, every small batch waits at the
     barrier for the descheduled thread: the ``reg`` workload (batch 32, two shards of 16 rows)
     was measured at 287 k samples/s with 2 threads against 534 k with 1, in the same run. Both
     ways compute the same bits, so for such fine-grained shards (fewer than ``FINE_FLOPS``
-    floating-point operations per shard and step) the runner times them: the first epoch in
-    parallel (it may include loading the compiled code: not compared), the second serially, the
-    third and fourth in parallel, then the faster way. Each way is scored by the better of its
-    two latest timings: another process only ever adds time, so a single epoch slowed by it
-    does not turn the choice (measured on ``small`` through ``partial_fit``: one parallel epoch
-    at 45 ms against 27 ms serial kept every later epoch serial, at 27 ms instead of 20). The
-    other way is tried again after ``PROBE_FIRST`` epochs, twice as long after each probe that
-    confirms the choice (up to ``PROBE_MAX``), since the machine's load changes. The first probe
-    comes soon because the warm-up itself is often disturbed: right after scikit-learn's own
-    ``fit``, NumPy's OpenBLAS threads spin for about 0.1 s and slowed both warm-up parallel
-    epochs on ``small`` to 38-41 ms (serial 27, parallel 20 once they stop). Coarser shards
-    always run in parallel: there the barrier costs little and a serial probe epoch would cost
-    nearly twice its time.
+    floating-point operations per shard and step) the epoch loop times every batch with the
+    cycle counter and runs a few of them the other way: ``CK_PROBE_RUN`` batches in a row in
+    every ``PROBE_FIRST`` of the first epoch (a quarter), in every ``PROBE_EVERY`` after that
+    (one in 32). The first batch after a change of way is not timed: it pays for the switch
+    (the pool's threads, asleep after a run of serial batches, must be woken: on a busy
+    virtual machine that cost more than the batch). Each way is scored by the median cost of
+    its latest ``KEEP`` timed batches, and the next epoch takes the cheaper one. Both ways are
+    timed in the same epochs, under the same load, and a median is not moved by the few
+    batches a descheduled thread stretches. (This replaced whole probe epochs: with a serial second epoch
+    in every fit, a 6-epoch fit of ``small`` spent one epoch in five at 31 ms instead of 24, and
+    the warm-up parallel epochs were easily disturbed, e.g. by the spinning OpenBLAS threads
+    scikit-learn's own ``fit`` leaves behind, which could keep a fit serial.) Coarser shards
+    always run in parallel: there the barrier costs little. Without a cycle counter (not x86)
+    every batch reads 0 ticks and the parallel way stays.
     """
 
     FINE_FLOPS = 16e6
-    PROBE_FIRST, PROBE_MAX = 2, 64
-    WARMUP = 4  # epochs 0-3: parallel (untimed), serial, parallel, parallel
+    PROBE_FIRST, PROBE_EVERY = 16, 128
+    KEEP = 256  # batches kept per way
+    MIN_SAMPLES = 8  # batches of each way needed before the choice can change
 
     def __init__(self, n_params, shard_rows):
         self.key = (n_params, shard_rows)  # the shape whose timings this keeps
         # forward 2 P and backward 4 P operations per row, P the parameter count
         self.adaptive = 6.0 * n_params * shard_rows < self.FINE_FLOPS
         self.epoch = 0
-        self.recent = {True: [], False: []}  # seconds per row, the latest two epochs each way
+        self.samples = {True: np.zeros(0), False: np.zeros(0)}  # ticks per batch, each way
         self.choice = True
-        self.interval, self.next_probe = self.PROBE_FIRST, self.WARMUP
 
     def choose(self):
-        """True: run the next epoch's shards in parallel."""
-        if not self.adaptive or self.epoch == 0:
-            return True
-        if not self.recent[False]:
-            return False
-        if len(self.recent[True]) < 2:
-            return True
-        if self.epoch >= self.next_probe + self.interval:
-            return not self.choice
-        return self.choice
+        """True: run the next epoch's batches in parallel (but for the probes)."""
+        return self.choice or not self.adaptive
 
-    def record(self, parallel, seconds, rows):
-        """Report the epoch just run: which way, its wall time, its row count."""
-        if self.epoch > 0 and rows > 0:
-            times = self.recent[parallel]
-            times.append(seconds / rows)
-            del times[:-2]
-            if self.recent[True] and self.recent[False]:
-                choice = min(self.recent[True]) <= min(self.recent[False])
-                if parallel != self.choice and self.epoch >= self.WARMUP:  # a probe
-                    self.interval = min(2 * self.interval, self.PROBE_MAX) \
-                        if choice == self.choice else self.PROBE_FIRST
-                    self.next_probe = self.epoch
-                self.choice = choice
+    def probe(self):
+        """Every how many steps the next epoch runs ``CK_PROBE_RUN`` batches the other way
+        (0: none)."""
+        if not self.adaptive:
+            return 0
+        return self.PROBE_FIRST if self.epoch == 0 else self.PROBE_EVERY
+
+    def record(self, clock):
+        """Read the epoch just run from the loop's ``clock`` (N_CK, batches): ticks and way of
+        each batch."""
+        ticks, way = clock[codes.CK_TICKS], clock[codes.CK_WAY]
+        for parallel, code in ((True, codes.CK_PARALLEL), (False, codes.CK_SERIAL)):
+            self.samples[parallel] = np.concatenate(
+                [self.samples[parallel], ticks[way == code]])[-self.KEEP:]
+        par, ser = self.samples[True], self.samples[False]
+        if self.adaptive and len(par) + len(ser) > 0 and not (par.any() or ser.any()):
+            self.adaptive = False  # no cycle counter here
+        if len(par) >= self.MIN_SAMPLES and len(ser) >= self.MIN_SAMPLES:
+            self.choice = bool(np.median(par) <= np.median(ser))
         self.epoch += 1
 
 

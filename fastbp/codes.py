@@ -172,3 +172,11 @@ ACC_THRESHOLD = 2    # each output > 0.5 equals its 0/1 target; binary log loss
 
 # --- status returned by compiled loops --------------------------------------------------
 OK = -1              # any value >= 0 is the index of the batch whose loss was not finite
+
+# --- batch timings of the epoch loop (``clock``, float64 (N_CK, batches)) -------------------
+CK_TICKS = 0         # cycle-counter ticks the batch took
+CK_WAY = 1           # how it ran: CK_PARALLEL, CK_SERIAL, or CK_UNTIMED (another call was
+                     # under way, or the batch before ran the other way)
+N_CK = 2
+CK_UNTIMED, CK_SERIAL, CK_PARALLEL = -1.0, 0.0, 1.0
+CK_PROBE_RUN = 4     # batches in a row run the other way by each probe

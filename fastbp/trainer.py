@@ -5,8 +5,6 @@ backend's ``train_epoch`` once, then read the epoch's sums into logs (loss, metr
 validation, learning rate, diagnostics) and run the callbacks.
 """
 
-import time
-
 import numpy as np
 
 from . import _threads, codes, engine
@@ -46,6 +44,7 @@ class EpochRunner:
         self.n_stats = codes.N_STATS + codes.ST_PER_OUTPUT * layout.n_outputs
         self.seed = seed
         self.scheduler = _threads.ShardScheduler(layout.n_params, -(-self.batch_size // self.shards))
+        self.clock = np.zeros((codes.N_CK, -(-self.n // self.batch_size)))  # batch timings
         self.lr = None
         self.status = codes.OK
 
@@ -64,20 +63,19 @@ class EpochRunner:
         saved = (self.params.copy(), self.aux.copy(), self.state.copy(), opt.iterations)
         start = opt.iterations
         with _threads.running():
-            # the scheduler picks parallel or serial shards by their measured speed (same
-            # bits); the compiled loop runs a batch in parallel only while no other fit or
-            # predict is under way (checked before every batch): that caller holds a core
-            # already. BLAS stays at one thread per caller meanwhile.
+            # the scheduler picks parallel or serial shards by their measured cost (same
+            # bits), timing a few batches the other way; the compiled loop runs a batch in
+            # parallel only while no other fit or predict is under way (checked before every
+            # batch): that caller holds a core already. BLAS stays at one thread per caller.
             alone = _threads.alone()
             parallel = self.parallel and self.scheduler.choose()
+            probe = self.scheduler.probe() if self.parallel else 0
+            self.clock[codes.CK_WAY] = codes.CK_UNTIMED
             with _threads.single_threaded_blas(self.parallel or not alone):
-                began = time.perf_counter()
-                status, t, parallel_batches = self._epoch(order, stats, hyper, parallel)
-                seconds = time.perf_counter() - began
-            batches = -(-len(order) // self.batch_size)
-            if self.parallel and alone and _threads.alone() and \
-                    parallel_batches == (batches if parallel else 0):
-                self.scheduler.record(parallel, seconds, len(order))  # alone, one way through
+                status, t, self.parallel_batches = self._epoch(order, stats, hyper, parallel,
+                                                               probe)
+            if self.parallel:
+                self.scheduler.record(self.clock)
         if status != codes.OK or not np.isfinite(self.params).all():
             self.params[:], self.aux[:], self.state[:], opt.iterations = saved
             self.status = status
@@ -88,7 +86,7 @@ class EpochRunner:
         self.steps = opt.iterations - start
         return stats.sum(axis=0)  # shard order: fixed
 
-    def _epoch(self, order, stats, hyper, parallel):
+    def _epoch(self, order, stats, hyper, parallel, probe=0):
         """One compiled ``train_epoch`` call over the fit's buffers; (status, steps after,
         batches run in parallel)."""
         opt, buf = self.optimizer, self.buf
@@ -98,7 +96,7 @@ class EpochRunner:
             self.layout.runs, self.loss_code, self.loss_param, self.acc_kind, opt.code, hyper,
             opt.sched(), self.state, opt.iterations, self.params, self.aux, buf["grads"],
             buf["xb"], buf["acts"], buf["deltas"], buf["seg"], buf["scratch"], stats,
-            buf["diag"], buf["prev"], self.seed, parallel, _threads.RUNNING)
+            buf["diag"], buf["prev"], self.seed, parallel, _threads.RUNNING, probe, self.clock)
 
     def failure_message(self, epoch, epochs):
         where = f"batch {self.status + 1} of " if self.status != codes.OK else "the end of "

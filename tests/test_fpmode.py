@@ -147,9 +147,9 @@ rng = np.random.default_rng(0)
 X = rng.standard_normal((2048, 8)).astype(np.float32)
 model = fastbp.Sequential([fastbp.Dense(32, activation="relu"), fastbp.Dense(1)], seed=0)
 model.compile(optimizer="adam", loss="mse")
-model.fit(X, X[:, 0], epochs=4, batch_size=64, verbose=0)  # Numba's pool starts in epoch 1
+model.fit(X, X[:, 0], epochs=4, batch_size=64, verbose=0)  # Numba's pool starts in batch 1
 flushed = [int(m) & int(fpmode.FTZ_DAZ) for m in [fpmode.fp_mode(), *modes_in_pool(8)]]
-print(len(model._scheduler.recent[True]), max(flushed))
+print(len(model._scheduler.samples[True]), max(flushed))  # batches timed in parallel
 """
 
 
@@ -162,5 +162,5 @@ def test_threads_the_pool_starts_during_training_do_not_keep_the_flushed_mode():
     result = subprocess.run([sys.executable, "-c", FRESH_PROCESS], capture_output=True,
                             text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    parallel_epochs, flushed = map(int, result.stdout.split())
-    assert parallel_epochs > 0 and flushed == 0
+    parallel_batches, flushed = map(int, result.stdout.split())
+    assert parallel_batches > 0 and flushed == 0

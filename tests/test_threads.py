@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp import _threads
+from fastbp import _threads, codes
 
 SCRIPT = """
 import hashlib, numpy as np, numba, fastbp
@@ -126,9 +126,10 @@ def test_a_call_starting_mid_epoch_turns_the_remaining_batches_serial(monkeypatc
     epochs = []
     epoch = trainer.EpochRunner._epoch
 
-    def spy(self, order, stats, hyper, parallel):
-        status, t, parallel_batches = epoch(self, order, stats, hyper, parallel)
-        epochs.append((parallel, parallel_batches, -(-len(order) // self.batch_size)))
+    def spy(self, order, stats, hyper, parallel, probe=0):  # no probes: all parallel if alone
+        status, t, parallel_batches = epoch(self, order, stats, hyper, parallel, 0)
+        untimed = int((self.clock[codes.CK_WAY] == codes.CK_UNTIMED).sum())
+        epochs.append((parallel, parallel_batches, untimed, -(-len(order) // self.batch_size)))
         return status, t, parallel_batches
 
     monkeypatch.setattr(trainer.EpochRunner, "_epoch", spy)
@@ -147,59 +148,124 @@ def test_a_call_starting_mid_epoch_turns_the_remaining_batches_serial(monkeypatc
     disturbed = fit()
     other.join()
     assert inside.is_set()
-    (parallel, parallel_batches, batches), = epochs
-    assert parallel and 0 < parallel_batches < batches, (parallel_batches, batches)
+    (parallel, parallel_batches, untimed, batches), = epochs
+    # batches run while the other call was under way: serial, and not timed
+    assert parallel and 0 < parallel_batches < batches and 0 < untimed < batches, epochs
     np.testing.assert_array_equal(disturbed, undisturbed)
 
 
-def drive(scheduler, seconds_per_way, epochs):
-    """Run ``scheduler`` for ``epochs`` epochs whose times are ``seconds_per_way(epoch)``:
-    a dict {parallel: seconds}; the ways it chose, in order."""
-    ways = []
+def drive(scheduler, cost, epochs, batches=1024, steps=None):
+    """Run ``scheduler`` for ``epochs`` simulated epochs as the compiled loop would: the way it
+    chooses, the other way for its probes (``CK_PROBE_RUN`` steps in a row in every
+    ``probe``), batch b of epoch e costing ``cost(e, b, parallel)`` ticks, untimed after a
+    change of way. ``steps`` ([int]) carries the step counter over calls. Returns the way
+    each batch ran, per epoch (lists of bools)."""
+    steps = [0] if steps is None else steps
+    ways, last = [], None
     for epoch in range(epochs):
-        parallel = scheduler.choose()
-        ways.append(parallel)
-        scheduler.record(parallel, seconds_per_way(epoch)[parallel], 1000)
+        parallel, probe = scheduler.choose(), scheduler.probe()
+        clock = np.zeros((codes.N_CK, batches))
+        epoch_ways = []
+        for b in range(batches):
+            par = parallel != (probe > 0 and steps[0] % probe >= probe - codes.CK_PROBE_RUN)
+            clock[codes.CK_TICKS, b] = cost(epoch, b, par)
+            clock[codes.CK_WAY, b] = (codes.CK_UNTIMED if par != last else
+                                      codes.CK_PARALLEL if par else codes.CK_SERIAL)
+            epoch_ways.append(par)
+            last = par
+            steps[0] += 1
+        scheduler.record(clock)
+        ways.append(epoch_ways)
     return ways
 
 
-def test_shard_scheduler_keeps_the_faster_way_and_probes_less_when_confirmed():
-    quiet = {True: 1.0, False: 1.5}  # parallel faster
-    ways = drive(_threads.ShardScheduler(1000, 16), lambda e: quiet, 80)
-    assert ways[:4] == [True, False, True, True]  # warm-up, one epoch serial, two parallel
-    serial_epochs = [e for e, w in enumerate(ways) if not w]
-    assert serial_epochs == [1, 6, 10, 18, 34, 66]  # probes 2, 4, 8, 16, 32 epochs apart
-    # a busy machine: serial faster from epoch 20 on -> switched within a probe or two
-    busy = lambda e: quiet if e < 20 else {True: 3.0, False: 1.5}  # noqa: E731
-    ways = drive(_threads.ShardScheduler(1000, 16), busy, 60)
-    assert ways[20:22] == [True, True] and not any(ways[22:34])  # two slow epochs, then serial
-    assert ways[22:].count(True) <= 2  # only probes
+def serial_share(epoch_ways):
+    return 1 - sum(epoch_ways) / len(epoch_ways)
 
 
-def test_shard_scheduler_is_not_turned_by_one_slow_epoch():
-    """Parallel is faster, but its first timed epoch (and a later one) is slowed by another
-    process: the scheduler stays parallel, apart from its probes."""
-    def times(epoch):
-        slow = epoch in (2, 20)
-        return {True: 3.0 if slow else 1.0, False: 1.5}
-    ways = drive(_threads.ShardScheduler(1000, 16), times, 40)
-    assert [e for e, w in enumerate(ways) if not w] == [1, 6, 10, 18, 34]
+def test_shard_scheduler_probes_a_few_batches_and_keeps_the_cheaper_way():
+    """Parallel batches cheaper: a quarter of the first epoch's batches run serially, four
+    in a row, then one in 32; serial cheaper (a busy machine, from epoch 5): the next epoch
+    is serial but for one batch in 32, which run in parallel."""
+    quiet = lambda e, b, par: 1000.0 if par else 1500.0  # noqa: E731
+    ways = drive(_threads.ShardScheduler(1000, 16), quiet, 8)
+    assert serial_share(ways[0]) == 0.25 and ways[0][8:16] == [True] * 4 + [False] * 4
+    assert all(serial_share(w) == 1 / 32 for w in ways[1:])
+    busy = lambda e, b, par: 1000.0 if par and e < 5 else 3000.0 if par else 1500.0  # noqa: E731
+    ways = drive(_threads.ShardScheduler(1000, 16), busy, 10)
+    assert all(serial_share(w) == 1 / 32 for w in ways[1:6])
+    assert all(serial_share(w) == 1 - 1 / 32 for w in ways[6:])  # switched after epoch 5
 
 
-def test_shard_scheduler_recovers_soon_from_a_disturbed_warm_up():
-    """Both timed parallel epochs of the warm-up are slowed (another library's BLAS threads
-    still spinning): serial is chosen, but the first probe, two epochs later, finds parallel
-    faster and every later epoch runs parallel, apart from the probes."""
-    def times(epoch):
-        return {True: 3.0 if epoch in (2, 3) else 1.0, False: 1.5}
-    ways = drive(_threads.ShardScheduler(1000, 16), times, 40)
-    assert ways[:7] == [True, False, True, True, False, False, True]
-    assert [e for e, w in enumerate(ways) if not w] == [1, 4, 5, 8, 12, 20, 36]
+@pytest.mark.skipif(_threads.LAYER is None or _threads.n_shards(64) < 2,
+                    reason="no parallel shards here")
+def test_epoch_loop_runs_probes_in_a_row_and_does_not_time_the_batch_after_a_switch(monkeypatch):
+    """The first epoch of a fine-grained model: steps 12-15 of every 16 serial, the rest
+    parallel; each batch's ticks recorded, but a batch whose predecessor ran the other way is
+    untimed (it pays for the switch: waking the pool's threads after a run of serial batches
+    cost more than a batch on a busy machine, and would keep parallel from coming back)."""
+    from fastbp import trainer
+    from fastbp.kernels import fpmode
+    clocks = []
+    epoch = trainer.EpochRunner._epoch
+
+    def spy(self, order, stats, hyper, parallel, probe=0):
+        out = epoch(self, order, stats, hyper, parallel, probe)
+        clocks.append((parallel, probe, self.clock.copy()))
+        return out
+
+    monkeypatch.setattr(trainer.EpochRunner, "_epoch", spy)
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((64 * 100, 8)).astype(np.float32)
+    model = fastbp.Sequential([fastbp.Dense(16, activation="relu"), fastbp.Dense(1)], seed=0)
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(X, X[:, 0], epochs=1, batch_size=64, verbose=0)
+    (parallel, probe, clock), = clocks
+    assert parallel and probe == _threads.ShardScheduler.PROBE_FIRST == 16
+    steps = np.arange(100)
+    serial = steps % 16 >= 16 - codes.CK_PROBE_RUN
+    switched = np.r_[True, serial[1:] != serial[:-1]]
+    expected = np.where(switched, codes.CK_UNTIMED,
+                        np.where(serial, codes.CK_SERIAL, codes.CK_PARALLEL))
+    np.testing.assert_array_equal(clock[codes.CK_WAY], expected)
+    if fpmode.X86:
+        assert np.all(clock[codes.CK_TICKS] > 0)
 
 
-def test_shard_scheduler_always_parallel_for_coarse_shards():
-    busy = {True: 3.0, False: 1.5}
-    assert all(drive(_threads.ShardScheduler(10 ** 6, 256), lambda e: busy, 20))
+def test_shard_scheduler_is_not_turned_by_a_few_slow_batches():
+    """Parallel is cheaper, but a tenth of its batches are stretched tenfold by another
+    process (descheduled threads): the median cost keeps the parallel way."""
+    def cost(epoch, b, par):
+        if par:
+            return 10000.0 if b % 10 == 3 else 1000.0
+        return 1500.0
+    ways = drive(_threads.ShardScheduler(1000, 16), cost, 6)
+    assert all(serial_share(w) == 1 / 32 for w in ways[1:])
+
+
+def test_shard_scheduler_needs_a_few_batches_of_each_way_to_switch():
+    """Short epochs (20 batches): the first, probed at a quarter, times 3 serial batches (4
+    in a row, the first untimed), too few to turn the choice; later probes (4 steps in 128)
+    fall in every sixth epoch or so and add up until there are enough."""
+    cost = lambda e, b, par: 3000.0 if par else 1000.0  # noqa: E731
+    scheduler, steps = _threads.ShardScheduler(1000, 16), [0]
+    drive(scheduler, cost, 1, batches=20, steps=steps)
+    assert scheduler.choose() and len(scheduler.samples[False]) == 3
+    drive(scheduler, cost, 6, batches=20, steps=steps)  # steps 124-127 in epoch 6
+    assert scheduler.choose() and len(scheduler.samples[False]) == 6
+    drive(scheduler, cost, 6, batches=20, steps=steps)  # steps 252-255 in epoch 12
+    assert not scheduler.choose()
+
+
+def test_shard_scheduler_always_parallel_for_coarse_shards_or_without_a_cycle_counter():
+    busy = lambda e, b, par: 3000.0 if par else 1500.0  # noqa: E731
+    scheduler = _threads.ShardScheduler(10 ** 6, 256)
+    assert scheduler.probe() == 0
+    assert all(all(w) for w in drive(scheduler, busy, 5))
+    no_counter = lambda e, b, par: 0.0  # noqa: E731
+    scheduler = _threads.ShardScheduler(1000, 16)
+    drive(scheduler, no_counter, 1)
+    assert scheduler.probe() == 0 and scheduler.choose()
 
 
 def test_successive_fits_share_one_shard_scheduler():

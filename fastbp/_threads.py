@@ -96,10 +96,13 @@ class ShardScheduler:
     (one in 32). The first batch after a change of way is not timed: it pays for the switch
     (the pool's threads, asleep after a run of serial batches, must be woken: on a busy
     virtual machine that cost more than the batch). Each way is scored by the mean cost of its
-    latest ``KEEP`` timed batches, and the next epoch takes the cheaper one. Both ways are
-    timed in the same epochs, under the same load. The mean, not the median: the batches a
-    descheduled thread stretches at the barrier are the very cost of the parallel way on a
-    busy machine. (This replaced whole probe epochs: with a serial second epoch
+    batches timed in the latest ``HORIZON`` steps, and the next epoch takes the cheaper one.
+    Both ways are timed in the same epochs, under the same load. The mean, not the median: the
+    batches a descheduled thread stretches at the barrier are the very cost of the parallel
+    way on a busy machine. A horizon in steps, not a count of batches: the way that runs only
+    in probes gets few batches per epoch, and with the latest 256 of them kept, `small`
+    stayed serial for 7 epochs after a CPU hog on the second core stopped (32 ms epochs
+    instead of 23), its parallel mean held up by batches timed under the hog. (This replaced whole probe epochs: with a serial second epoch
     in every fit, a 6-epoch fit of ``small`` spent one epoch in five at 31 ms instead of 24, and
     the warm-up parallel epochs were easily disturbed, e.g. by the spinning OpenBLAS threads
     scikit-learn's own ``fit`` leaves behind, which could keep a fit serial.) Coarser shards
@@ -109,7 +112,7 @@ class ShardScheduler:
 
     FINE_FLOPS = 16e6
     PROBE_FIRST, PROBE_EVERY = 16, 128
-    KEEP = 256  # batches kept per way
+    HORIZON = 1024  # steps: timings older than this are dropped
     MIN_SAMPLES = 8  # batches of each way needed before the choice can change
 
     def __init__(self, n_params, shard_rows):
@@ -117,7 +120,9 @@ class ShardScheduler:
         # forward 2 P and backward 4 P operations per row, P the parameter count
         self.adaptive = 6.0 * n_params * shard_rows < self.FINE_FLOPS
         self.epoch = 0
+        self.steps = 0  # batches recorded so far
         self.samples = {True: np.zeros(0), False: np.zeros(0)}  # ticks per batch, each way
+        self.when = {True: np.zeros(0), False: np.zeros(0)}  # the step of each of those
         self.choice = True
 
     def choose(self):
@@ -135,9 +140,15 @@ class ShardScheduler:
         """Read the epoch just run from the loop's ``clock`` (N_CK, batches): ticks and way of
         each batch."""
         ticks, way = clock[codes.CK_TICKS], clock[codes.CK_WAY]
+        steps = self.steps + np.arange(ticks.shape[0])
+        self.steps += ticks.shape[0]
         for parallel, code in ((True, codes.CK_PARALLEL), (False, codes.CK_SERIAL)):
-            self.samples[parallel] = np.concatenate(
-                [self.samples[parallel], ticks[way == code]])[-self.KEEP:]
+            timed = way == code
+            when = np.concatenate([self.when[parallel], steps[timed]])
+            recent = when >= self.steps - self.HORIZON
+            self.when[parallel] = when[recent]
+            self.samples[parallel] = np.concatenate([self.samples[parallel],
+                                                     ticks[timed]])[recent]
         par, ser = self.samples[True], self.samples[False]
         if self.adaptive and len(par) + len(ser) > 0 and not (par.any() or ser.any()):
             self.adaptive = False  # no cycle counter here

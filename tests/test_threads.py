@@ -245,6 +245,20 @@ def test_shard_scheduler_counts_the_batches_a_busy_machine_stretches():
     assert all(serial_share(w) == 1 / 32 for w in ways[1:])
 
 
+def test_shard_scheduler_forgets_timings_older_than_its_horizon():
+    """Under a CPU hog, parallel batches cost 100 times a serial one and the scheduler goes
+    serial; once the hog stops, its probes' new timings, no longer outweighed by the hog's
+    (dropped after ``HORIZON`` steps), bring parallel back within two epochs."""
+    def cost(epoch, b, par):
+        if par:
+            return 100000.0 if 1 <= epoch <= 4 else 1000.0
+        return 1500.0
+    ways = drive(_threads.ShardScheduler(1000, 16), cost, 9, batches=1024)
+    assert serial_share(ways[1]) == 1 / 32  # parallel, under the hog
+    assert all(serial_share(w) == 1 - 1 / 32 for w in ways[2:6])  # serial
+    assert serial_share(ways[7]) == 1 / 32 and serial_share(ways[8]) == 1 / 32  # back by epoch 7
+
+
 def test_shard_scheduler_needs_a_few_batches_of_each_way_to_switch():
     """Short epochs (20 batches): the first, probed at a quarter, times 3 serial batches (4
     in a row, the first untimed), too few to turn the choice; later probes (4 steps in 128)

@@ -12,13 +12,15 @@ and so JAX, trains with both bits set; PyTorch offers them as ``torch.set_flush_
 The difference to exact arithmetic is below 1.2e-38 per operation.
 
 The bits belong to a thread, and a thread starts with the mode of the thread that started
-it. A compiled entry point calls ``flush_denormals`` first and ``set_fp_mode`` with what it
-returned before every return, so the caller's thread gets its own mode back; the body of a
-parallel loop does the same on whichever thread of Numba's pool runs it. A thread never
-launches a parallel loop while flushed: the pool's threads start at the first launch (and a
-new team for each new calling thread under OpenMP), and would keep the flushed mode for good. LLVM does not treat plain arithmetic as depending on the mode, so a change of mode
-is only sure to come before work that cannot move across it: loops storing into arrays and
-calls, which is all an entry point does between the two (tests/test_fpmode.py checks it).
+it. A compiled entry point (in the epoch loop: each serial batch) calls ``flush_denormals``
+first and ``set_fp_mode`` with what it returned before it returns, so the caller's thread
+gets its own mode back; the body of a parallel loop does the same on whichever thread of
+Numba's pool runs it. A thread never launches a parallel loop while flushed: the pool's
+threads start at the first launch (and a new team for each new calling thread under OpenMP),
+and would keep the flushed mode for good. LLVM does not treat plain arithmetic as depending
+on the mode, so a change of mode is only sure to come before work that cannot move across
+it: loops storing into arrays and calls, which is all an entry point does between the two
+(tests/test_fpmode.py checks it).
 
 On other processors these are no-ops (the mode reads as 0).
 

@@ -174,6 +174,47 @@ def test_warm_start_from_given_weights():
         comp.predict(X)
 
 
+@pytest.mark.parametrize("k", [2, 3])
+def test_any_labels_train_the_same_model(k):
+    """Class labels reach the kernels as indices into classes_, worked out without
+    LabelBinarizer for 1-D targets: any kind of label gives the same model, and the labels a
+    later call may not have (unseen ones; under warm_start, missing ones) give
+    scikit-learn's errors."""
+    X, y = digits()
+    X, y = X[:300], y[:300] % k
+    kinds = [y, y - 5, y.astype(np.float64) * 2, np.array(["ant", "bee", "cat"])[y],
+             np.where(y == 0, -5, y)]  # the last: classes [-5, 1, 2], ints but not 0..k-1
+    fits = []
+    for labels in kinds:
+        model = MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            fits.append(model.fit(X, labels))
+        np.testing.assert_array_equal(model.predict(X), model.classes_[
+            np.argmax(model.predict_proba(X), axis=1)])
+        assert set(model.predict(X)) <= set(labels)
+    for model in fits[1:]:
+        for a, b in zip(model.coefs_ + model.intercepts_, fits[0].coefs_ + fits[0].intercepts_):
+            np.testing.assert_array_equal(a, b)
+    for labels in kinds:
+        model = MLPClassifier(hidden_layer_sizes=(8,), random_state=0)
+        model.partial_fit(X, labels, classes=np.unique(labels))
+        model.partial_fit(X[y == 1], labels[y == 1])  # a subset of the classes is fine
+        unseen = labels.copy()
+        unseen[0] = 0 if labels.dtype.kind in "iu" and 0 not in labels else unseen[1]
+        if unseen[0] != labels[1]:
+            with pytest.raises(ValueError, match="`y` has classes not in `self.classes_`"):
+                model.partial_fit(X, unseen)
+    for cls in (sk.MLPClassifier, MLPClassifier):
+        model = cls(hidden_layer_sizes=(8,), max_iter=1, warm_start=True, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(X, y)
+            with pytest.raises(ValueError, match="warm_start can only be used where `y` has "
+                                                 "the same classes"):
+                model.fit(X, np.where(y == 1, 0, y))
+
+
 # -- in scikit-learn's tools ------------------------------------------------------------------
 def test_pipeline_grid_search_cross_val_clone_pickle():
     pd = pytest.importorskip("pandas")

@@ -184,6 +184,8 @@ class _BaseMLP(BaseEstimator):
 
     # -- data -----------------------------------------------------------------------------
     def _validate_X(self, X, reset):
+        if not reset and _passes_checks(self, X):
+            return _as_float32(X)
         X = validate_data(self, X, reset=reset, dtype=(np.float64, np.float32))
         return _as_float32(X)
 
@@ -416,6 +418,18 @@ class _BaseMLP(BaseEstimator):
             self._sync()
 
 
+def _passes_checks(est, X):
+    """Whether X is an array scikit-learn's ``validate_data`` (``reset=False``) would pass as
+    it is: a float32 or float64 NumPy array, 2-D, with rows, the fitted number of features,
+    finite, for an estimator fitted without feature names. Such X skip it (60 us, ten times
+    the rest of a one-row prediction); any other X goes through it, errors and warnings
+    included. A finite sum means finite entries: a NaN or an infinity in X makes it NaN or
+    infinite (and an overflowing sum of finite entries only sends X the long way)."""
+    return (type(X) is np.ndarray and X.ndim == 2 and X.dtype in (np.float32, np.float64)
+            and X.shape[0] > 0 and X.shape[1] == est.n_features_in_
+            and not hasattr(est, "feature_names_in_") and bool(np.isfinite(X.sum())))
+
+
 def _as_float32(X):
     """float32 C-contiguous X (already checked for NaN by scikit-learn's validation; values
     beyond float32's range are still caught)."""
@@ -612,10 +626,20 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return accuracy_score(y, self._predict_arrays(X), sample_weight=sample_weight)
 
     def _predict_arrays(self, X):
-        out = self._outputs(X)
-        if self.n_outputs_ == 1:
-            out = out.ravel()
-        return self._label_binarizer.inverse_transform(out)
+        return self._labels(self._outputs(X))
+
+    def _labels(self, out):
+        """Class labels of outputs (n_samples, n_outputs), as ``LabelBinarizer.inverse_transform``
+        gives them: the most probable class; for one sigmoid output, the second class where it
+        exceeds 0.5 (the binarizer's threshold); for multilabel, the 0/1 indicator matrix. Done
+        here for the first two, in a few microseconds instead of the binarizer's 30."""
+        kind = self._label_binarizer.y_type_
+        if kind == "multiclass" and self.n_outputs_ > 2:
+            return self.classes_.take(out.argmax(axis=1), mode="clip")
+        if kind == "binary" and self.n_outputs_ == 1 and len(self.classes_) == 2:
+            return self.classes_[(out[:, 0] > 0.5).astype(np.intp)]
+        return self._label_binarizer.inverse_transform(out.ravel() if self.n_outputs_ == 1
+                                                        else out)
 
     def fit(self, X, y, sample_weight=None):
         """Fit the model to X (n_samples, n_features) and class labels y, as scikit-learn's."""
@@ -634,10 +658,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def predict(self, X):
         """Predicted class labels, shape (n_samples,) or (n_samples, n_classes) (multilabel)."""
-        out = self._forward(X)
-        if self.n_outputs_ == 1:
-            out = out.ravel()
-        return self._label_binarizer.inverse_transform(out)
+        return self._labels(self._forward(X))
 
     def predict_proba(self, X):
         """Class probabilities (n_samples, n_classes), ordered as ``classes_``."""

@@ -215,6 +215,45 @@ def test_any_labels_train_the_same_model(k):
                 model.fit(X, np.where(y == 1, 0, y))
 
 
+def test_predictions_take_the_short_way_only_for_arrays_that_pass_scikit_learns_checks():
+    """predict skips validate_data for finite float arrays of the fitted width (estimator
+    fitted without feature names) and builds labels without LabelBinarizer: the same
+    predictions, and every other X still gets scikit-learn's errors and warnings."""
+    pd = pytest.importorskip("pandas")
+    X, y = digits()
+    for labels in (y, y % 2, np.array(["odd", "even"])[y % 2]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model = MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, random_state=0)
+            model.fit(X[:300], labels[:300])
+        proba = model.predict_proba(X)
+        expected = model.classes_[proba.argmax(axis=1)]
+        np.testing.assert_array_equal(model.predict(X), expected)
+        np.testing.assert_array_equal(model._label_binarizer.inverse_transform(
+            proba if proba.shape[1] > 2 else proba[:, 1]), expected)
+        for same in (X.astype(np.float64), np.asfortranarray(X), X.tolist()):
+            np.testing.assert_array_equal(model.predict_proba(same), proba)
+        assert model.predict(X[5:6])[0] == expected[5]
+        assert model.score(X, labels) == np.mean(expected == labels)
+    for value, message in ((np.nan, "Input X contains NaN"), (np.inf, "Input X contains inf")):
+        bad = X[:3].copy()
+        bad[1, 2] = value
+        with pytest.raises(ValueError, match=message):
+            model.predict(bad)
+    with pytest.raises(ValueError, match="0 sample"):
+        model.predict(X[:0])
+    with pytest.raises(ValueError, match="X has 10 features"):
+        model.predict(X[:, :10])
+    with pytest.raises(ValueError, match="Expected 2D array"):
+        model.predict(X[0])
+    named = MLPClassifier(hidden_layer_sizes=(8,), max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        named.fit(pd.DataFrame(X[:300], columns=[f"f{i}" for i in range(64)]), y[:300])
+    with pytest.warns(UserWarning, match="X does not have valid feature names"):
+        named.predict(X[:3])
+
+
 # -- in scikit-learn's tools ------------------------------------------------------------------
 def test_pipeline_grid_search_cross_val_clone_pickle():
     pd = pytest.importorskip("pandas")

@@ -102,10 +102,11 @@ class ShardScheduler:
     way on a busy machine. A horizon in steps, not a count of batches: the way that runs only
     in probes gets few batches per epoch, and with the latest 256 of them kept, `small`
     stayed serial for 7 epochs after a CPU hog on the second core stopped (32 ms epochs
-    instead of 23), its parallel mean held up by batches timed under the hog. (This replaced whole probe epochs: with a serial second epoch
-    in every fit, a 6-epoch fit of ``small`` spent one epoch in five at 31 ms instead of 24, and
-    the warm-up parallel epochs were easily disturbed, e.g. by the spinning OpenBLAS threads
-    scikit-learn's own ``fit`` leaves behind, which could keep a fit serial.) Coarser shards
+    instead of 23), its parallel mean held up by batches timed under the hog. (This replaced
+    whole probe epochs: with a serial second epoch in every fit, a 6-epoch fit of ``small``
+    spent one epoch in five at 31 ms instead of 24, and the warm-up parallel epochs were
+    easily disturbed, e.g. by the spinning OpenBLAS threads scikit-learn's own ``fit`` leaves
+    behind, which could keep a fit serial.) Coarser shards
     always run in parallel: there the barrier costs little. Without a cycle counter (not x86)
     every batch reads 0 ticks and the parallel way stays.
     """

@@ -103,3 +103,20 @@ def test_fit(benchmark, name, library):
     model = benchmark.pedantic(fit, rounds=rounds, iterations=1, warmup_rounds=1)
     assert model.n_iter_ == FIT_EPOCHS
     benchmark.extra_info.update({"samples": len(X_tr), "accuracy": model.score(X_te, y_te)})
+
+
+@pytest.mark.parametrize("library", ["fastbp", "sklearn"])
+@pytest.mark.parametrize("rows", ["one row", "test set"])
+@pytest.mark.parametrize("name", ["small", "medium", "digits", "breast_cancer"])
+def test_predict(benchmark, name, rows, library):
+    """``predict`` of a fitted estimator (one epoch from the same initial weights): one row,
+    as a model serving requests sees it, and the whole held-out fifth; validation of the input
+    included, as the user pays it."""
+    X_tr, X_te, y_tr, y_te, hidden, batch = dataset(name)
+    model = estimator(library, hidden, batch)
+    model.partial_fit(X_tr, y_tr, classes=np.unique(y_tr))
+    X = X_te[:1] if rows == "one row" else X_te
+    benchmark.group = f"sklearn-api predict {rows} {name}"
+    benchmark.extra_info.update({"rows": len(X)})
+    predicted = benchmark(model.predict, X)
+    assert predicted.shape == (len(X),)

@@ -79,6 +79,15 @@ def parallel(shards):
     return LAYER is not None and shards > 1 and numba.get_num_threads() > 1
 
 
+def one_region(shards):
+    """Whether a run of parallel batches may go through one parallel region, its threads
+    meeting at a spin barrier (``kernels.train.run_batches_parallel``): on OpenMP, with a
+    thread for every shard, on x86 (the threads' agreement to meet times out by the cycle
+    counter). The agreement keeps it safe anyway; this keeps it where it was measured."""
+    from .kernels.fpmode import X86
+    return LAYER == "omp" and X86 and shards > 1 and numba.get_num_threads() >= shards
+
+
 # --- parallel or serial shards, by measurement ---------------------------------------------
 
 

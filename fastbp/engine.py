@@ -32,6 +32,7 @@ class Backend:
         self.predict_parallel = train.predict_parallel
         self.batch_objective = train.batch_objective
         self.penalty = optim.penalty
+        self.sync_words = train.sync_words
 
 
 _CACHE = {}

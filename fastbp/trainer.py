@@ -45,6 +45,7 @@ class EpochRunner:
         self.seed = seed
         self.scheduler = _threads.ShardScheduler(layout.n_params, -(-self.batch_size // self.shards))
         self.clock = np.zeros((codes.N_CK, -(-self.n // self.batch_size)))  # batch timings
+        self.sync = np.zeros(backend.sync_words(self.shards) if self.parallel else 0, np.int64)
         self.lr = None
         self.status = codes.OK
 
@@ -96,7 +97,8 @@ class EpochRunner:
             self.layout.runs, self.loss_code, self.loss_param, self.acc_kind, opt.code, hyper,
             opt.sched(), self.state, opt.iterations, self.params, self.aux, buf["grads"],
             buf["xb"], buf["acts"], buf["deltas"], buf["seg"], buf["scratch"], stats,
-            buf["diag"], buf["prev"], self.seed, parallel, _threads.RUNNING, probe, self.clock)
+            buf["diag"], buf["prev"], self.seed, parallel, _threads.RUNNING, probe, self.clock,
+            self.sync if _threads.one_region(self.shards) else self.sync[:0])
 
     def failure_message(self, epoch, epochs):
         where = f"batch {self.status + 1} of " if self.status != codes.OK else "the end of "

@@ -299,3 +299,90 @@ def test_successive_fits_share_one_shard_scheduler():
     assert model._scheduler is first and first.epoch == 5
     model.fit(X, y, epochs=1, batch_size=32, verbose=0)
     assert model._scheduler is not first and model._scheduler.epoch == 1
+
+
+ONE_REGION = """
+import numba, numpy as np, fastbp
+from fastbp import _threads, trainer
+numba.set_num_threads(1)
+_threads.parallel = lambda shards: True  # shards on the pool, which has one thread
+epoch, seen = trainer.EpochRunner._epoch, []
+
+def spy(self, order, stats, hyper, parallel, probe=0):  # all parallel, no probes
+    status, t, parallel_batches = epoch(self, order, stats, hyper, True, 0)
+    outcome = self.sync[2 * self.shards * 16:][:2]
+    seen.append((int(outcome[0]), int(outcome[1]), parallel_batches, len(self.sync) > 0))
+    return status, t, parallel_batches
+
+trainer.EpochRunner._epoch = spy
+rng = np.random.default_rng(0)
+X = rng.standard_normal((640, 8)).astype(np.float32)
+params = []
+for region in (True, False):
+    _threads.one_region = lambda shards, region=region: region
+    model = fastbp.Sequential([fastbp.Dense(16, activation="relu"), fastbp.Dense(1)], seed=0)
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(X, X[:, 0], epochs=2, batch_size=64)
+    params.append(model.params)
+print(int(np.array_equal(*params)), *seen[:2])
+"""
+
+
+@pytest.mark.skipif(_threads.LAYER is None or _threads.n_shards(64) < 2,
+                    reason="no parallel shards here")
+def test_a_region_whose_threads_cannot_all_run_gives_up_and_trains_the_usual_way():
+    """One Numba thread for two shards: the region's two iterations run one after the other
+    on one thread, so its barrier would wait forever. The first waits a few milliseconds for
+    the second, gives up, and the epoch goes on with a launch per batch: same weights."""
+    result = subprocess.run([sys.executable, "-c", ONE_REGION], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    # same weights; in each epoch the region ran no batch (outcome: OK, first batch not run
+    # 0) and all 10 batches ran in parallel the usual way
+    assert result.stdout.strip() == "1 (-1, 0, 10, True) (-1, 0, 10, True)", result.stdout
+
+
+@pytest.mark.skipif(not _threads.one_region(_threads.n_shards(64)),
+                    reason="no single-region epochs here")
+def test_one_region_per_run_of_batches_gives_the_same_bits(monkeypatch):
+    """Parallel batches in one region (threads meeting at a spin barrier) against two
+    launches per batch: the same weights and losses, with dropout, a per-step learning-rate
+    schedule, L2 and diagnostics; global-norm clipping (which goes the usual way); a loss
+    that turns infinite mid-epoch stops at the same batch. The region ran the whole epoch."""
+    from fastbp import trainer
+    outcomes = []
+    epoch = trainer.EpochRunner._epoch
+
+    def spy(self, order, stats, hyper, parallel, probe=0):  # all parallel, no probes
+        result = epoch(self, order, stats, hyper, True, 0)
+        outcomes.append((int(self.sync[2 * self.shards * 16 + 1]), -(-len(order) // 64)))
+        return result
+
+    monkeypatch.setattr(trainer.EpochRunner, "_epoch", spy)
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((64 * 40 + 17, 12)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(int)
+    schedule = fastbp.schedules.CosineDecay(0.01, decay_steps=100, unit="step")
+    cases = [(lambda: fastbp.optimizers.Adam(schedule), False),
+             (lambda: fastbp.optimizers.SGD(0.05, momentum=0.9, global_clipnorm=0.5), True),
+             (lambda: fastbp.optimizers.SGD(3e5), False)]
+    for make_optimizer, diagnostics in cases:
+        results = []
+        for region in (True, False):
+            monkeypatch.setattr(_threads, "one_region", lambda shards, region=region: region)
+            model = fastbp.Sequential([fastbp.Dense(32, activation="relu", l2=1e-3),
+                                       fastbp.Dropout(0.2), fastbp.Dense(2, activation="softmax")],
+                                      seed=7)
+            model.compile(optimizer=make_optimizer(), loss="categorical_crossentropy",
+                          metrics=["accuracy"])
+            try:
+                history = model.fit(X, y, epochs=2, batch_size=64,
+                                    diagnostics=diagnostics).history
+            except fastbp.NonFiniteLossError as error:
+                history = str(error)
+            results.append((model.params.copy(), history))
+        (region_params, region_history), (usual_params, usual_history) = results
+        np.testing.assert_array_equal(region_params, usual_params)
+        assert region_history == usual_history
+    assert isinstance(usual_history, str) and "batch" in usual_history
+    assert outcomes[0] == (41, 41)  # the first epoch: one region from batch 0 to the end

@@ -38,7 +38,7 @@ from .fpmode import FTZ_DAZ, flush_denormals, fp_mode, set_fp_mode
 from .losses import is_fused, loss_delta, output_stats
 from .optim import clip_scale, grad_sq_norm, optimizer_step, penalty, segments, sum_shards
 from .schedules import scheduled_lr
-from .shared import calls_under_way
+from .shared import calls_under_way, compare_and_swap, load, store
 
 
 @jit(inline="always")
@@ -376,10 +376,202 @@ def run_update_parallel(opt, params, grads, state, hyper, t, runs, pscale, seg, 
     return ordered_sum(chunk_out)
 
 
+# --- a run of parallel batches in one region ----------------------------------------------
+# Launching a parallel region costs about 1.2 us, and a batch of ``small`` or ``reg`` took
+# two (the shards, then the update's chunks): 10-20% of a batch. ``run_batches_parallel``
+# runs a whole run of batches in one region instead, thread s computing shard s and then
+# chunk s of the update of every batch, the threads meeting at a spin barrier in between:
+# the same shards and chunks, so the same bits. The barrier's words live in ``sync`` (int64),
+# each on its own 128-byte line:
+SY_LINE = 16
+# word 0: the leader's order (0 none yet, b + 1: run batch b, -1: leave); word 1 + s: how
+# far thread s got (2 k + 1 after its shard of the region's k-th batch, 2 k + 2 after its
+# chunk); word S + h (h = 1 .. S - 1): whether helper h takes part (JOIN_*); words 2 S ..
+# 2 S + 2: the outcome (``run_batches_parallel``).
+JOIN_NONE, JOIN_IN, JOIN_STARTED, JOIN_GONE = 0, 1, 2, 3
+# A barrier needs every thread of the region running at once, which no threading layer
+# promises (TBB may run two iterations one after the other on one thread; OpenMP may hand
+# out fewer threads). So the threads first agree, by compare-and-swap, on whether every
+# helper is in; a thread that waits longer than this many cycle-counter ticks (a few
+# milliseconds) for the others gives up, and the batches run the usual way.
+JOIN_TICKS = 10_000_000
+
+
+def sync_words(shards):
+    """Length of the int64 ``sync`` array of ``run_batches_parallel`` for ``shards``
+    threads."""
+    return (2 * shards + 1) * SY_LINE
+
+
+@jit
+def lead_join(sync, n_threads):
+    """The leader's side of the agreement: True when every helper is in (each then waits for
+    the leader's orders); False when one never came in time (it will leave on arrival)."""
+    everyone = True
+    for h in range(1, n_threads):
+        word = (n_threads + h) * SY_LINE
+        deadline = ticks() + JOIN_TICKS
+        while True:
+            state = load(sync, word)
+            if state == JOIN_IN:
+                if compare_and_swap(sync, word, JOIN_IN, JOIN_STARTED):
+                    break
+            elif state == JOIN_GONE:
+                everyone = False
+                break
+            elif ticks() > deadline and compare_and_swap(sync, word, JOIN_NONE, JOIN_GONE):
+                everyone = False
+                break
+    return everyone
+
+
+@jit
+def help_join(sync, n_threads, h):
+    """Helper h's side: True when the leader counted it in; False when it came too late or
+    the leader did not answer in time (then it leaves)."""
+    word = (n_threads + h) * SY_LINE
+    if not compare_and_swap(sync, word, JOIN_NONE, JOIN_IN):
+        return False
+    deadline = ticks() + JOIN_TICKS
+    while True:
+        if load(sync, word) == JOIN_STARTED:
+            return True
+        if ticks() > deadline and compare_and_swap(sync, word, JOIN_IN, JOIN_GONE):
+            return False
+
+
+@jit
+def wait_for_all(sync, n_threads, step):
+    """Spin until every thread's word has reached ``step``."""
+    for o in range(n_threads):
+        while load(sync, (1 + o) * SY_LINE) < step:
+            pass
+
+
+@jit
+def region_batch(s, X, Y, labels, sw, order, batch_size, b, k, ops, opf, runs, loss,
+                 loss_param, acc_kind, opt, hyper, state, t, params, aux, grads, xb, acts,
+                 deltas, seg, shard_loss, chunk_out, stats, diag, prev, seed, sync):
+    """Thread s's part of batch b (the region's k-th, step t): its shard, the barrier, its
+    chunk of the update, its arrival. Returns the batch's data loss (the same on every
+    thread); when it is not finite, the update is skipped and nothing more is stored."""
+    n_threads = grads.shape[0]
+    start = b * batch_size
+    rows = order[start:min(start + batch_size, order.shape[0])]
+    norm = loss_norm(rows, sw, loss_param)
+    lo, hi = split(rows.shape[0], n_threads, s)
+    shard_loss[s] = shard_objective(X, Y, labels, sw, rows[lo:hi], norm, ops, opf, loss,
+                                    loss_param, acc_kind, params, aux, grads[s], xb[s], acts[s],
+                                    deltas[s], stats[s], seed, t, diag[s])
+    store(sync, (1 + s) * SY_LINE, 2 * k + 1)
+    wait_for_all(sync, n_threads, 2 * k + 1)
+    value = ordered_sum(shard_loss) / norm
+    if not np.isfinite(value):
+        return value
+    pscale = 1.0 / norm if loss_param[LP_PENALTY_PER_SAMPLE] != 0.0 else 1.0
+    chunk_out[s] = chunk_update(opt, params, grads, state, hyper, t + 1, runs, pscale, 1.0,
+                                False, seg, n_threads, s, diag, prev)
+    store(sync, (1 + s) * SY_LINE, 2 * k + 2)
+    return value
+
+
+@jit(parallel=True)
+def run_batches_parallel(X, Y, labels, sw, order, batch_size, first, stop, ops, opf, runs,
+                         loss, loss_param, acc_kind, opt, hyper, schedule, state, t, params, aux,
+                         grads, xb, acts, deltas, seg, shard_loss, chunk_out, stats, diag, prev,
+                         seed, running, clock, sync):
+    """Batches ``first`` .. ``stop - 1`` of the epoch in one parallel region, one thread per
+    shard; the leader (thread 0) leaves earlier when another fastbp call starts. Needs the
+    update without global-norm clipping and ``sync`` (``sync_words(S)``) zeroed; leaves in
+    ``sync[2 S SY_LINE:][:3]`` the status (``OK`` or the batch whose loss was not finite), the
+    first batch not run and the steps taken after. That batch is ``first`` when the helpers
+    did not come in (``JOIN_TICKS``).
+    Bookkeeping as in ``train_epoch``: the leader times each batch into ``clock`` (the first
+    untimed: it pays for the launch) and adds the loss and penalty into ``stats[0]``.
+    (``schedule`` is ``train_epoch``'s ``sched``: Numba's parallel lowering keeps that name
+    for itself.)"""
+    n_threads = grads.shape[0]
+    per_step = schedule[SC_PER_STEP] != 0.0
+    result = sync[2 * n_threads * SY_LINE:]
+    for s in prange(n_threads):
+        mode = flush_denormals()
+        if s == 0:
+            result[0], result[1], result[2] = OK, first, t
+            if not lead_join(sync, n_threads):
+                store(sync, 0, -1)
+            else:
+                b, k, step = first, 0, t
+                while True:
+                    began = ticks()
+                    if per_step:
+                        hyper[HP_LR] = scheduled_lr(schedule, float(step))
+                    store(sync, 0, b + 1)
+                    value = region_batch(0, X, Y, labels, sw, order, batch_size, b, k, ops, opf,
+                                         runs, loss, loss_param, acc_kind, opt, hyper, state,
+                                         step, params, aux, grads, xb, acts, deltas, seg,
+                                         shard_loss, chunk_out, stats, diag, prev, seed, sync)
+                    if not np.isfinite(value):
+                        result[0] = b
+                        break
+                    step += 1
+                    wait_for_all(sync, n_threads, 2 * k + 2)
+                    pen = ordered_sum(chunk_out)
+                    if b < clock.shape[1]:
+                        clock[CK_TICKS, b] = ticks() - began
+                        clock[CK_WAY, b] = CK_UNTIMED if k == 0 else CK_PARALLEL
+                    value += pen
+                    m = min(batch_size, order.shape[0] - b * batch_size)
+                    b += 1
+                    k += 1
+                    if not np.isfinite(value):
+                        result[0] = b - 1
+                        break
+                    stats[0, ST_PENALTY] += pen * m
+                    stats[0, ST_LOSS] += value * m
+                    stats[0, ST_ROWS] += m
+                    if b >= stop or calls_under_way(running) > 1:
+                        break
+                store(sync, 0, -1)
+                result[1], result[2] = b, step
+        elif help_join(sync, n_threads, s):
+            seen, k = 0, 0
+            while True:
+                order_now = load(sync, 0)
+                while order_now == seen:
+                    order_now = load(sync, 0)
+                if order_now < 0:
+                    break
+                seen = order_now
+                b = order_now - 1
+                value = region_batch(s, X, Y, labels, sw, order, batch_size, b, k, ops, opf,
+                                     runs, loss, loss_param, acc_kind, opt, hyper, state,
+                                     t + b - first, params, aux, grads, xb, acts, deltas, seg,
+                                     shard_loss, chunk_out, stats, diag, prev, seed, sync)
+                if not np.isfinite(value):
+                    break
+                k += 1
+        set_fp_mode(mode)
+
+
+@jit(inline="always")
+def run_end(parallel, probe, t, b, n_batches):
+    """The first batch after b that runs the other way than b (or ``n_batches``): step
+    ``t + j - b`` of batch j runs the other way when it falls among the last
+    ``CK_PROBE_RUN`` of every ``probe``."""
+    way = parallel != (probe > 0 and t % probe >= probe - CK_PROBE_RUN)
+    j = b + 1
+    while j < n_batches:
+        step = t + j - b
+        if (parallel != (probe > 0 and step % probe >= probe - CK_PROBE_RUN)) != way:
+            break
+        j += 1
+    return j
+
+
 @jit
 def train_epoch(X, Y, labels, sw, order, batch_size, ops, opf, runs, loss, loss_param, acc_kind,
                 opt, hyper, sched, state, t, params, aux, grads, xb, acts, deltas, seg, scratch,
-                stats, diag, prev, seed, parallel, running, probe, clock):
+                stats, diag, prev, seed, parallel, running, probe, clock, sync):
     """Train for one epoch: every mini-batch of ``order``, forward, backward and update.
 
     Parameters
@@ -435,6 +627,10 @@ def train_epoch(X, Y, labels, sw, order, batch_size, ops, opf, runs, loss, loss_
         is read, see ``clock``) and how it ran (``clock[CK_WAY]``: ``CK_PARALLEL``,
         ``CK_SERIAL``, or ``CK_UNTIMED``: another call was under way, or the batch before ran
         the other way, whose cost includes the switch, e.g. waking the pool's threads).
+    sync : int64 array of shape (sync_words(S),), or (0,)
+        When given (and without global-norm clipping), each run of parallel batches goes
+        through one parallel region (``run_batches_parallel``) instead of two launches per
+        batch; the caller vouches that S threads can run at once. Same bits either way.
 
     Denormal floats are flushed to zero during the call, on every thread (``fpmode``).
 
@@ -460,7 +656,11 @@ def train_epoch(X, Y, labels, sw, order, batch_size, ops, opf, runs, loss, loss_
     batch = 0
     parallel_batches = 0
     last = -1  # the way the batch before ran: 1 parallel, 0 serial, -1 none
-    for start in range(0, n, batch_size):
+    n_batches = (n + batch_size - 1) // batch_size
+    region = sync.shape[0] > 0 and hyper[HP_CLIPNORM] <= 0.0
+    outcome = 2 * grads.shape[0] * SY_LINE
+    while batch < n_batches:
+        start = batch * batch_size
         stop = min(start + batch_size, n)
         m = stop - start
         rows = order[start:stop]
@@ -468,6 +668,23 @@ def train_epoch(X, Y, labels, sw, order, batch_size, ops, opf, runs, loss, loss_
         alone = calls_under_way(running) <= 1
         other = probe > 0 and t % probe >= probe - CK_PROBE_RUN
         par = (parallel != other) and alone
+        if par and region:
+            sync[:] = 0
+            run_batches_parallel(X, Y, labels, sw, order, batch_size, batch,
+                                 run_end(parallel, probe, t, batch, n_batches), ops, opf, runs,
+                                 loss, loss_param, acc_kind, opt, hyper, sched, state, t,
+                                 params, aux, grads, xb, acts, deltas, seg, shard_loss,
+                                 chunk_out, stats, diag, prev, seed, running, clock, sync)
+            status, after, t = sync[outcome], sync[outcome + 1], sync[outcome + 2]
+            if status == OK and after == batch:  # the helpers did not come: the usual way
+                region = False
+                continue
+            parallel_batches += after - batch + (1 if status == after else 0)
+            if status != OK:
+                return status, t, parallel_batches
+            batch = after
+            last = 1
+            continue
         began = ticks()
         if par:
             parallel_batches += 1

@@ -219,12 +219,18 @@ def run_update(opt, params, grads, state, hyper, t, runs, pscale, seg, chunk_out
 run_update_parallel = run_update
 
 
+def sync_words(shards):
+    """0: the reference runs no threads, so it needs no barrier words (the compiled loop's
+    ``sync_words``)."""
+    return 0
+
+
 def train_epoch(X, Y, labels, sw, order, batch_size, ops, opf, runs, loss, loss_param, acc_kind,
                 opt, hyper, sched, state, t, params, aux, grads, xb, acts, deltas, seg, scratch,
-                stats, diag, prev, seed, parallel, running, probe, clock):
+                stats, diag, prev, seed, parallel, running, probe, clock, sync):
     """One epoch of mini-batch training; returns ``(status, t, parallel_batches)`` like the
-    compiled loop (``parallel``, ``running``, ``probe`` and ``clock`` are ignored: no threads
-    here, so ``parallel_batches`` is 0)."""
+    compiled loop (``parallel``, ``running``, ``probe``, ``clock`` and ``sync`` are ignored: no
+    threads here, so ``parallel_batches`` is 0)."""
     n = len(order)
     shard_loss, chunk_out = scratch[0], scratch[1]
     per_sample = loss_param[LP_PENALTY_PER_SAMPLE] != 0.0

@@ -421,7 +421,7 @@ class _BaseMLP(BaseEstimator):
 def _passes_checks(est, X):
     """Whether X is an array scikit-learn's ``validate_data`` (``reset=False``) would pass as
     it is: a float32 or float64 NumPy array, 2-D, with rows, the fitted number of features,
-    finite, for an estimator fitted without feature names. Such X skip it (60 us, ten times
+    finite, for an estimator fitted without feature names. Such X skip it (60 us, three times
     the rest of a one-row prediction); any other X goes through it, errors and warnings
     included. A finite sum means finite entries: a NaN or an infinity in X makes it NaN or
     infinite (and an overflowing sum of finite entries only sends X the long way)."""

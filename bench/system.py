@@ -4,7 +4,8 @@
 
 * ``import fastbp``: wall time in a fresh process (median of 7).
 * First ``fit`` against the second in a fresh process: with the on-disk cache warm (median of
-  5 processes), and once with a cold cache (an empty ``NUMBA_CACHE_DIR``).
+  5 processes), and once with a cold cache (an empty ``NUMBA_CACHE_DIR``), after which it
+  counts the kernels compiled for more than one signature (there should be none).
 * Memory: resident-set growth during ``fit`` of the ``medium`` workload, sampled every
   millisecond by a thread, against the sizes of X, y and the parameters.
 * Concurrency: two ``small`` models trained in two Python threads against one after the other,
@@ -36,6 +37,19 @@ for _ in range(2):
     t = time.perf_counter(); model.fit(X, y, epochs=1, batch_size=64)
     times.append(time.perf_counter() - t)
 print(*times)
+"""
+
+# After a cold start: how many kernels were compiled for more than one tuple of argument types
+# (each a second compilation of the kernel and all it calls; tests/test_signatures.py).
+SPECIALISATIONS = """
+import importlib, pkgutil, fastbp.kernels
+from numba.core.registry import CPUDispatcher
+extra = 0
+for info in pkgutil.iter_modules(fastbp.kernels.__path__):
+    module = importlib.import_module("fastbp.kernels." + info.name)
+    extra += sum(len(f.signatures) > 1 for f in vars(module).values()
+                 if isinstance(f, CPUDispatcher) and f.__module__ == module.__name__)
+print(extra)
 """
 
 MEMORY = """
@@ -93,7 +107,7 @@ def main():
     imports = [python(IMPORT)[0] for _ in range(7)]
     warm = np.array([python(FIRST_FIT) for _ in range(5)])
     with tempfile.TemporaryDirectory() as cache:
-        cold = python(FIRST_FIT, NUMBA_CACHE_DIR=cache)
+        *cold, twice = python(FIRST_FIT + SPECIALISATIONS, NUMBA_CACHE_DIR=cache)
     base, peak, x_bytes, y_bytes, p_bytes = python(MEMORY)
     serial, threaded = python(CONCURRENT)
     serial_1, threaded_1 = python(CONCURRENT, NUMBA_NUM_THREADS="1")
@@ -105,6 +119,7 @@ def main():
         f"{np.median(warm[:, 0] - warm[:, 1]) * 1e3:.0f} ms |",
         f"| first `fit` minus second, cold cache (compiles every kernel) | "
         f"{cold[0] - cold[1]:.1f} s |",
+        f"| kernels that cold start compiled for more than one signature | {twice:.0f} |",
         f"| `medium` fit, 2 epochs: resident memory growth during fit | "
         f"{(peak - base) / mb:.1f} MiB (X {x_bytes / mb:.1f} MiB, y {y_bytes / mb:.2f} MiB, "
         f"parameters {p_bytes / mb:.2f} MiB) |",

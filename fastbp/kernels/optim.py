@@ -319,8 +319,8 @@ def optimizer_step(code, params, grads, state, hyper, t, seg, n_seg, scale, diag
             value += add_penalty(w, g, c1, c2)
             prev[lo:hi] = w
             diag[DG_PER_RUN * int(seg[k, SEG_RUN])] += sum_squares(g)
-            update_segment(code, w, g, g, False, state[0, lo:hi], state[last, lo:hi], 0.0, 0.0,
-                           hyper, rate, scale)
+            update_segment(code, w, g, g, np.bool_(False), state[0, lo:hi], state[last, lo:hi],
+                           0.0, 0.0, hyper, rate, scale)
             diag[DG_PER_RUN * int(seg[k, SEG_RUN]) + 1] += sum_sq_diff(w, prev[lo:hi])
         else:
             value += penalty_value(w, c1, c2)

@@ -16,6 +16,13 @@ its own gradient row; the update sums them in shard order, so the result depends
 not on how many threads ran the shards. Training runs with denormal floats flushed to zero
 (``fpmode``): they slow the CPU down and change nothing that float32 can show.
 
+Numba compiles a callee once for every tuple of argument types it meets, and a literal ``0`` or
+``False`` is a type of its own, as is a variable's type before type inference has seen all its
+assignments, and ``prange``'s index (int64 in the function, uint64 in its parallel body). So
+the big callees here are passed typed values only: ``np.int64(0)``, ``np.bool_(False)``,
+``np.int64(i)`` for a ``prange`` index. With literals, ``region_batch`` (the whole batch) was
+compiled six times, ``run_batches_parallel`` twice: 35 s of a cold start.
+
 NumPy twin: ``fastbp.reference.train``.
 """
 
@@ -203,7 +210,8 @@ def forward_backward(x, Y, labels, rows, sw, norm, ops, opf, loss, loss_param, p
     m = x.shape[0]
     last = ops.shape[0] - 1
     out_act = LINEAR if is_fused(ops[last, OC_ACT], loss) else ops[last, OC_ACT]
-    forward_pass(x, rows, ops, opf, out_act, params, aux, acts, True, seed, t, alive)
+    forward_pass(x, rows, ops, opf, out_act, params, aux, acts, np.bool_(True), seed, t,
+                 alive)
     k_out = ops[last, OC_OUT]
     out = block(acts, ops[last, OC_BUF], m, k_out)
     delta = block(deltas, ops[last, OC_BUF], m, k_out)
@@ -363,13 +371,15 @@ def run_update_parallel(opt, params, grads, state, hyper, t, runs, pscale, seg, 
     clipnorm = hyper[HP_CLIPNORM]
     scale = 1.0
     if clipnorm > 0.0:
-        for c in prange(parts):
+        for i in prange(parts):
             mode = flush_denormals()
+            c = np.int64(i)  # one type for the index (see the module's docstring)
             chunk_out[c] = chunk_norms(params, grads, runs, pscale, seg, parts, c)
             set_fp_mode(mode)
         scale = clip_scale(ordered_sum(chunk_out), clipnorm)
-    for c in prange(parts):
+    for i in prange(parts):
         mode = flush_denormals()
+        c = np.int64(i)
         chunk_out[c] = chunk_update(opt, params, grads, state, hyper, t, runs, pscale, scale,
                                     clipnorm > 0.0, seg, parts, c, diag, prev)
         set_fp_mode(mode)
@@ -470,7 +480,7 @@ def region_batch(s, X, Y, labels, sw, order, batch_size, b, k, ops, opf, runs, l
         return value
     pscale = 1.0 / norm if loss_param[LP_PENALTY_PER_SAMPLE] != 0.0 else 1.0
     chunk_out[s] = chunk_update(opt, params, grads, state, hyper, t + 1, runs, pscale, 1.0,
-                                False, seg, n_threads, s, diag, prev)
+                                np.bool_(False), seg, n_threads, s, diag, prev)
     store(sync, (1 + s) * SY_LINE, 2 * k + 2)
     return value
 
@@ -493,20 +503,21 @@ def run_batches_parallel(X, Y, labels, sw, order, batch_size, first, stop, ops, 
     n_threads = grads.shape[0]
     per_step = schedule[SC_PER_STEP] != 0.0
     result = sync[2 * n_threads * SY_LINE:]
-    for s in prange(n_threads):
+    for i in prange(n_threads):
         mode = flush_denormals()
+        s = np.int64(i)
         if s == 0:
             result[0], result[1], result[2] = OK, first, t
             if not lead_join(sync, n_threads):
                 store(sync, 0, -1)
             else:
-                b, k, step = first, 0, t
+                b, k, step = first, np.int64(0), t
                 while True:
                     began = ticks()
                     if per_step:
                         hyper[HP_LR] = scheduled_lr(schedule, float(step))
                     store(sync, 0, b + 1)
-                    value = region_batch(0, X, Y, labels, sw, order, batch_size, b, k, ops, opf,
+                    value = region_batch(s, X, Y, labels, sw, order, batch_size, b, k, ops, opf,
                                          runs, loss, loss_param, acc_kind, opt, hyper, state,
                                          step, params, aux, grads, xb, acts, deltas, seg,
                                          shard_loss, chunk_out, stats, diag, prev, seed, sync)
@@ -534,7 +545,7 @@ def run_batches_parallel(X, Y, labels, sw, order, batch_size, first, stop, ops, 
                 store(sync, 0, -1)
                 result[1], result[2] = b, step
         elif help_join(sync, n_threads, s):
-            seen, k = 0, 0
+            seen, k = np.int64(0), np.int64(0)
             while True:
                 order_now = load(sync, 0)
                 while order_now == seen:
@@ -653,7 +664,7 @@ def train_epoch(X, Y, labels, sw, order, batch_size, ops, opf, runs, loss, loss_
     chunk_out = scratch[1]
     per_sample = loss_param[LP_PENALTY_PER_SAMPLE] != 0.0
     per_step = sched[SC_PER_STEP] != 0.0
-    batch = 0
+    batch = np.int64(0)
     parallel_batches = 0
     last = -1  # the way the batch before ran: 1 parallel, 0 serial, -1 none
     n_batches = (n + batch_size - 1) // batch_size
@@ -744,7 +755,8 @@ def evaluate(X, Y, labels, sw, ops, opf, loss, loss_param, acc_kind, params, aux
         m = stop - start
         rows = np.arange(start, stop)
         x = X[start:stop]
-        forward_pass(x, rows, ops, opf, out_act, params, aux, acts, False, 0, 0, np.zeros(0))
+        forward_pass(x, rows, ops, opf, out_act, params, aux, acts, np.bool_(False), np.int64(0),
+                     np.int64(0), np.zeros(0))
         out = block(acts, ops[last, OC_BUF], m, k_out)
         delta = block(deltas, ops[last, OC_BUF], m, k_out)
         stats[ST_LOSS] += loss_delta(loss, ops[last, OC_ACT], opf[last, OF_ALPHA], out, Y,
@@ -762,8 +774,8 @@ def predict_rows(X, ops, opf, params, aux, acts, chunk, out, lo, hi):
     rows = np.zeros(0, np.int64)
     for start in range(lo, hi, chunk):
         stop = min(start + chunk, hi)
-        forward_pass(X[start:stop], rows, ops, opf, ops[last, OC_ACT], params, aux, acts, False,
-                     0, 0, np.zeros(0))
+        forward_pass(X[start:stop], rows, ops, opf, ops[last, OC_ACT], params, aux, acts,
+                     np.bool_(False), np.int64(0), np.int64(0), np.zeros(0))
         out[start:stop] = block(acts, ops[last, OC_BUF], stop - start, k_out)
 
 

@@ -88,6 +88,24 @@ def one_region(shards):
     return LAYER == "omp" and X86 and shards > 1 and numba.get_num_threads() >= shards
 
 
+#: at most this many parameters per copy: with Adam, two shards hold at most 3 MiB of copies
+REPLICA_MAX_PARAMS = 2 ** 17
+
+
+def replicate(n_params, shard_rows, shards):
+    """Whether each thread of a region trains on its own copy of the weights and optimizer
+    state: for two shards (where it was measured) of fine grain (``ShardScheduler.FINE_FLOPS``),
+    whose batches are short next to what the two cores must pass each other, and up to
+    ``REPLICA_MAX_PARAMS``. In a region on shared weights, each thread updates its chunk of
+    them right after the other core has read them, and each write must first take its cache
+    line back: for ``reg`` (18,817 parameters, shards of 16 rows) the half-update took 12 us
+    instead of 3 (``bench/coherence.py``). With copies, each thread updates every parameter
+    but writes only its own lines: ``reg`` epochs 1.17-1.26x faster, ``small`` 1.11-1.24x
+    (``bench/ab.py``)."""
+    return (shards == 2 and n_params <= REPLICA_MAX_PARAMS
+            and 6.0 * n_params * shard_rows < ShardScheduler.FINE_FLOPS)
+
+
 # --- parallel or serial shards, by measurement ---------------------------------------------
 
 

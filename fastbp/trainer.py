@@ -46,6 +46,12 @@ class EpochRunner:
         self.scheduler = _threads.ShardScheduler(layout.n_params, -(-self.batch_size // self.shards))
         self.clock = np.zeros((codes.N_CK, -(-self.n // self.batch_size)))  # batch timings
         self.sync = np.zeros(backend.sync_words(self.shards) if self.parallel else 0, np.int64)
+        # in the region, a copy of the weights and optimizer state per thread where the
+        # parameters are many for a shard's rows (kernels.train.run_batches_parallel)
+        own = self.parallel and not diagnostics and _threads.replicate(
+            layout.n_params, -(-self.batch_size // self.shards), self.shards)
+        self.replicas = np.zeros((self.shards, layout.n_params + self.state.size if own else 0),
+                                 np.float32)
         self.lr = None
         self.status = codes.OK
 
@@ -98,7 +104,7 @@ class EpochRunner:
             opt.sched(), self.state, opt.iterations, self.params, self.aux, buf["grads"],
             buf["xb"], buf["acts"], buf["deltas"], buf["seg"], buf["scratch"], stats,
             buf["diag"], buf["prev"], self.seed, parallel, _threads.RUNNING, probe, self.clock,
-            self.sync if _threads.one_region(self.shards) else self.sync[:0])
+            self.sync if _threads.one_region(self.shards) else self.sync[:0], self.replicas)
 
     def failure_message(self, epoch, epochs):
         where = f"batch {self.status + 1} of " if self.status != codes.OK else "the end of "

@@ -284,6 +284,14 @@ def test_shard_scheduler_always_parallel_for_coarse_shards_or_without_a_cycle_co
     assert scheduler.probe() == 0 and scheduler.choose()
 
 
+def test_threads_copy_the_weights_for_two_fine_shards_of_a_small_network():
+    assert _threads.replicate(18_817, 16, 2)  # reg
+    assert _threads.replicate(7_434, 32, 2)  # small
+    assert not _threads.replicate(93_002, 128, 2)  # medium: coarse shards
+    assert not _threads.replicate(18_817, 16, 3)  # measured with two shards only
+    assert not _threads.replicate(_threads.REPLICA_MAX_PARAMS + 1, 1, 2)
+
+
 def test_successive_fits_share_one_shard_scheduler():
     """A second ``fit`` of the same model and batch size carries on with the first one's
     timings (no new probe epochs); another batch size is another shape and starts afresh."""
@@ -345,17 +353,24 @@ def test_a_region_whose_threads_cannot_all_run_gives_up_and_trains_the_usual_way
 @pytest.mark.skipif(not _threads.one_region(_threads.n_shards(64)),
                     reason="no single-region epochs here")
 def test_one_region_per_run_of_batches_gives_the_same_bits(monkeypatch):
-    """Parallel batches in one region (threads meeting at a spin barrier) against two
-    launches per batch: the same weights and losses, with dropout, a per-step learning-rate
-    schedule, L2 and diagnostics; global-norm clipping (which goes the usual way); a loss
-    that turns infinite mid-epoch stops at the same batch. The region ran the whole epoch."""
+    """Parallel batches in one region (threads meeting at a spin barrier), on shared weights
+    and on a copy per thread, against two launches per batch: the same weights and losses,
+    with dropout, a per-step learning-rate schedule, L2 and diagnostics; global-norm clipping
+    (which goes the usual way); a loss that turns infinite mid-epoch stops at the same batch.
+    The region ran the whole epoch; the threads' copies stayed equal and the leader's came
+    back into the model."""
     from fastbp import trainer
-    outcomes = []
+    outcomes, copies = [], []
     epoch = trainer.EpochRunner._epoch
 
     def spy(self, order, stats, hyper, parallel, probe=0):  # all parallel, no probes
         result = epoch(self, order, stats, hyper, True, 0)
         outcomes.append((int(self.sync[2 * self.shards * 16 + 1]), -(-len(order) // 64)))
+        if self.replicas.size and result[0] == codes.OK:
+            n = len(self.params)
+            copies.append(bool(np.array_equal(self.replicas[0], self.replicas[1])
+                               and np.array_equal(self.replicas[0, :n], self.params)
+                               and np.array_equal(self.replicas[0, n:], self.state.ravel())))
         return result
 
     monkeypatch.setattr(trainer.EpochRunner, "_epoch", spy)
@@ -368,8 +383,9 @@ def test_one_region_per_run_of_batches_gives_the_same_bits(monkeypatch):
              (lambda: fastbp.optimizers.SGD(3e5), False)]
     for make_optimizer, diagnostics in cases:
         results = []
-        for region in (True, False):
+        for region, own in ((True, True), (True, False), (False, False)):
             monkeypatch.setattr(_threads, "one_region", lambda shards, region=region: region)
+            monkeypatch.setattr(_threads, "replicate", lambda n, rows, shards, own=own: own)
             model = fastbp.Sequential([fastbp.Dense(32, activation="relu", l2=1e-3),
                                        fastbp.Dropout(0.2), fastbp.Dense(2, activation="softmax")],
                                       seed=7)
@@ -381,8 +397,10 @@ def test_one_region_per_run_of_batches_gives_the_same_bits(monkeypatch):
             except fastbp.NonFiniteLossError as error:
                 history = str(error)
             results.append((model.params.copy(), history))
-        (region_params, region_history), (usual_params, usual_history) = results
-        np.testing.assert_array_equal(region_params, usual_params)
-        assert region_history == usual_history
+        usual_params, usual_history = results[-1]
+        for region_params, region_history in results[:-1]:
+            np.testing.assert_array_equal(region_params, usual_params)
+            assert region_history == usual_history
     assert isinstance(usual_history, str) and "batch" in usual_history
     assert outcomes[0] == (41, 41)  # the first epoch: one region from batch 0 to the end
+    assert copies == [True] * 2  # the schedule's two epochs (diagnostics: no copies)

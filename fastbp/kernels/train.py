@@ -337,12 +337,13 @@ def chunk_norms(params, grads, runs, pscale, seg, parts, c):
 
 
 @jit
-def chunk_update(opt, params, grads, state, hyper, t, runs, pscale, scale, summed, seg, parts, c,
-                 diag, prev):
-    """Update chunk c (summing the shards unless already ``summed``); returns its penalty."""
+def chunk_update(opt, params, grads, state, hyper, t, runs, pscale, scale, summed, seg_c, parts,
+                 c, diag, prev):
+    """Update chunk c (summing the shards unless already ``summed``); returns its penalty.
+    ``seg_c`` (R, N_SEG) float64 is scratch for the chunk's segments."""
     lo, hi = split(params.shape[0], parts, c)
-    n_seg = segments(runs, pscale, lo, hi, seg[c])
-    return optimizer_step(opt, params, grads, state, hyper, t, seg[c], n_seg, scale,
+    n_seg = segments(runs, pscale, lo, hi, seg_c)
+    return optimizer_step(opt, params, grads, state, hyper, t, seg_c, n_seg, scale,
                           diag[c], prev, summed)
 
 
@@ -359,7 +360,7 @@ def run_update(opt, params, grads, state, hyper, t, runs, pscale, seg, chunk_out
         scale = clip_scale(ordered_sum(chunk_out), clipnorm)
     for c in range(parts):
         chunk_out[c] = chunk_update(opt, params, grads, state, hyper, t, runs, pscale, scale,
-                                    clipnorm > 0.0, seg, parts, c, diag, prev)
+                                    clipnorm > 0.0, seg[c], parts, c, diag, prev)
     return ordered_sum(chunk_out)
 
 
@@ -381,7 +382,7 @@ def run_update_parallel(opt, params, grads, state, hyper, t, runs, pscale, seg, 
         mode = flush_denormals()
         c = np.int64(i)
         chunk_out[c] = chunk_update(opt, params, grads, state, hyper, t, runs, pscale, scale,
-                                    clipnorm > 0.0, seg, parts, c, diag, prev)
+                                    clipnorm > 0.0, seg[c], parts, c, diag, prev)
         set_fp_mode(mode)
     return ordered_sum(chunk_out)
 
@@ -461,10 +462,14 @@ def wait_for_all(sync, n_threads, step):
 @jit
 def region_batch(s, X, Y, labels, sw, order, batch_size, b, k, ops, opf, runs, loss,
                  loss_param, acc_kind, opt, hyper, state, t, params, aux, grads, xb, acts,
-                 deltas, seg, shard_loss, chunk_out, stats, diag, prev, seed, sync):
+                 deltas, seg, shard_loss, chunk_out, stats, diag, prev, seed, sync, replicated):
     """Thread s's part of batch b (the region's k-th, step t): its shard, the barrier, its
-    chunk of the update, its arrival. Returns the batch's data loss (the same on every
-    thread); when it is not finite, the update is skipped and nothing more is stored."""
+    part of the update, its arrival. Returns the batch's data loss (the same on every
+    thread); when it is not finite, the update is skipped and nothing more is stored.
+    ``params`` and ``state`` are the weights and optimizer state this thread reads: the
+    shared ones, of which it updates chunk s; or, when ``replicated``, its own copies, which
+    it updates whole, chunk after chunk as the others do (the leader's penalties go to
+    ``chunk_out``)."""
     n_threads = grads.shape[0]
     start = b * batch_size
     rows = order[start:min(start + batch_size, order.shape[0])]
@@ -479,8 +484,12 @@ def region_batch(s, X, Y, labels, sw, order, batch_size, b, k, ops, opf, runs, l
     if not np.isfinite(value):
         return value
     pscale = 1.0 / norm if loss_param[LP_PENALTY_PER_SAMPLE] != 0.0 else 1.0
-    chunk_out[s] = chunk_update(opt, params, grads, state, hyper, t + 1, runs, pscale, 1.0,
-                                np.bool_(False), seg, n_threads, s, diag, prev)
+    c0, c1 = (0, n_threads) if replicated else (s, s + 1)
+    for c in range(c0, c1):
+        pen = chunk_update(opt, params, grads, state, hyper, t + 1, runs, pscale, 1.0,
+                           np.bool_(False), seg[s], n_threads, c, diag, prev)
+        if s == 0 or not replicated:
+            chunk_out[c] = pen
     store(sync, (1 + s) * SY_LINE, 2 * k + 2)
     return value
 
@@ -489,7 +498,7 @@ def region_batch(s, X, Y, labels, sw, order, batch_size, b, k, ops, opf, runs, l
 def run_batches_parallel(X, Y, labels, sw, order, batch_size, first, stop, ops, opf, runs,
                          loss, loss_param, acc_kind, opt, hyper, schedule, state, t, params, aux,
                          grads, xb, acts, deltas, seg, shard_loss, chunk_out, stats, diag, prev,
-                         seed, running, clock, sync):
+                         seed, running, clock, sync, replicas):
     """Batches ``first`` .. ``stop - 1`` of the epoch in one parallel region, one thread per
     shard; the leader (thread 0) leaves earlier when another fastbp call starts. Needs the
     update without global-norm clipping and ``sync`` (``sync_words(S)``) zeroed; leaves in
@@ -498,19 +507,31 @@ def run_batches_parallel(X, Y, labels, sw, order, batch_size, first, stop, ops, 
     did not come in (``JOIN_TICKS``).
     Bookkeeping as in ``train_epoch``: the leader times each batch into ``clock`` (the first
     untimed: it pays for the launch) and adds the loss and penalty into ``stats[0]``.
+    ``replicas`` float32 (S, P + state.size), or (S, 0): when given, each thread first copies
+    the weights and optimizer state into its row and trains on that copy alone, updating all
+    of it as every other thread does (the same bits); the leader copies its row back at the
+    end. No cache line of weights then passes between cores, only the gradients
+    (``bench/coherence.py``). Needs diagnostics off (each thread would add them up).
     (``schedule`` is ``train_epoch``'s ``sched``: Numba's parallel lowering keeps that name
     for itself.)"""
     n_threads = grads.shape[0]
     per_step = schedule[SC_PER_STEP] != 0.0
     result = sync[2 * n_threads * SY_LINE:]
+    n_params = params.shape[0]
+    replicated = replicas.shape[1] > 0
     for i in prange(n_threads):
         mode = flush_denormals()
         s = np.int64(i)
+        w = replicas[s][:n_params] if replicated else params
+        w_state = replicas[s][n_params:].reshape(state.shape) if replicated else state
         if s == 0:
             result[0], result[1], result[2] = OK, first, t
             if not lead_join(sync, n_threads):
                 store(sync, 0, -1)
             else:
+                if replicated:
+                    w[:] = params
+                    w_state[:] = state
                 b, k, step = first, np.int64(0), t
                 while True:
                     began = ticks()
@@ -518,9 +539,10 @@ def run_batches_parallel(X, Y, labels, sw, order, batch_size, first, stop, ops, 
                         hyper[HP_LR] = scheduled_lr(schedule, float(step))
                     store(sync, 0, b + 1)
                     value = region_batch(s, X, Y, labels, sw, order, batch_size, b, k, ops, opf,
-                                         runs, loss, loss_param, acc_kind, opt, hyper, state,
-                                         step, params, aux, grads, xb, acts, deltas, seg,
-                                         shard_loss, chunk_out, stats, diag, prev, seed, sync)
+                                         runs, loss, loss_param, acc_kind, opt, hyper, w_state,
+                                         step, w, aux, grads, xb, acts, deltas, seg,
+                                         shard_loss, chunk_out, stats, diag, prev, seed, sync,
+                                         replicated)
                     if not np.isfinite(value):
                         result[0] = b
                         break
@@ -544,7 +566,13 @@ def run_batches_parallel(X, Y, labels, sw, order, batch_size, first, stop, ops, 
                         break
                 store(sync, 0, -1)
                 result[1], result[2] = b, step
+                if replicated:  # every thread's last update is done (or was skipped)
+                    params[:] = w
+                    state[:] = w_state
         elif help_join(sync, n_threads, s):
+            if replicated:
+                w[:] = params
+                w_state[:] = state
             seen, k = np.int64(0), np.int64(0)
             while True:
                 order_now = load(sync, 0)
@@ -555,9 +583,10 @@ def run_batches_parallel(X, Y, labels, sw, order, batch_size, first, stop, ops, 
                 seen = order_now
                 b = order_now - 1
                 value = region_batch(s, X, Y, labels, sw, order, batch_size, b, k, ops, opf,
-                                     runs, loss, loss_param, acc_kind, opt, hyper, state,
-                                     t + b - first, params, aux, grads, xb, acts, deltas, seg,
-                                     shard_loss, chunk_out, stats, diag, prev, seed, sync)
+                                     runs, loss, loss_param, acc_kind, opt, hyper, w_state,
+                                     t + b - first, w, aux, grads, xb, acts, deltas, seg,
+                                     shard_loss, chunk_out, stats, diag, prev, seed, sync,
+                                     replicated)
                 if not np.isfinite(value):
                     break
                 k += 1
@@ -582,7 +611,7 @@ def run_end(parallel, probe, t, b, n_batches):
 @jit
 def train_epoch(X, Y, labels, sw, order, batch_size, ops, opf, runs, loss, loss_param, acc_kind,
                 opt, hyper, sched, state, t, params, aux, grads, xb, acts, deltas, seg, scratch,
-                stats, diag, prev, seed, parallel, running, probe, clock, sync):
+                stats, diag, prev, seed, parallel, running, probe, clock, sync, replicas):
     """Train for one epoch: every mini-batch of ``order``, forward, backward and update.
 
     Parameters
@@ -642,6 +671,10 @@ def train_epoch(X, Y, labels, sw, order, batch_size, ops, opf, runs, loss, loss_
         When given (and without global-norm clipping), each run of parallel batches goes
         through one parallel region (``run_batches_parallel``) instead of two launches per
         batch; the caller vouches that S threads can run at once. Same bits either way.
+    replicas : float32 array of shape (S, P + state.size), or (S, 0)
+        In the region, a private copy of the weights and optimizer state per thread
+        (``run_batches_parallel``); pays where the parameters are many for the rows of a
+        shard. Same bits either way. Diagnostics must be off.
 
     Denormal floats are flushed to zero during the call, on every thread (``fpmode``).
 
@@ -685,7 +718,8 @@ def train_epoch(X, Y, labels, sw, order, batch_size, ops, opf, runs, loss, loss_
                                  run_end(parallel, probe, t, batch, n_batches), ops, opf, runs,
                                  loss, loss_param, acc_kind, opt, hyper, sched, state, t,
                                  params, aux, grads, xb, acts, deltas, seg, shard_loss,
-                                 chunk_out, stats, diag, prev, seed, running, clock, sync)
+                                 chunk_out, stats, diag, prev, seed, running, clock, sync,
+                                 replicas)
             status, after, t = sync[outcome], sync[outcome + 1], sync[outcome + 2]
             if status == OK and after == batch:  # the helpers did not come: the usual way
                 region = False

@@ -227,10 +227,10 @@ def sync_words(shards):
 
 def train_epoch(X, Y, labels, sw, order, batch_size, ops, opf, runs, loss, loss_param, acc_kind,
                 opt, hyper, sched, state, t, params, aux, grads, xb, acts, deltas, seg, scratch,
-                stats, diag, prev, seed, parallel, running, probe, clock, sync):
+                stats, diag, prev, seed, parallel, running, probe, clock, sync, replicas):
     """One epoch of mini-batch training; returns ``(status, t, parallel_batches)`` like the
-    compiled loop (``parallel``, ``running``, ``probe``, ``clock`` and ``sync`` are ignored: no
-    threads here, so ``parallel_batches`` is 0)."""
+    compiled loop (``parallel``, ``running``, ``probe``, ``clock``, ``sync`` and ``replicas``
+    are ignored: no threads here, so ``parallel_batches`` is 0)."""
     n = len(order)
     shard_loss, chunk_out = scratch[0], scratch[1]
     per_sample = loss_param[LP_PENALTY_PER_SAMPLE] != 0.0

@@ -21,7 +21,7 @@ Numba compiles a callee once for every tuple of argument types it meets, and a l
 assignments, and ``prange``'s index (int64 in the function, uint64 in its parallel body). So
 the big callees here are passed typed values only: ``np.int64(0)``, ``np.bool_(False)``,
 ``np.int64(i)`` for a ``prange`` index. With literals, ``region_batch`` (the whole batch) was
-compiled six times, ``run_batches_parallel`` twice: 35 s of a cold start.
+compiled six times, ``run_batches_parallel`` twice: a cold start took 106 s, not 67.
 
 NumPy twin: ``fastbp.reference.train``.
 """

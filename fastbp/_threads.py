@@ -94,7 +94,7 @@ REPLICA_MAX_PARAMS = 2 ** 17
 
 def replicate(n_params, shard_rows, shards):
     """Whether each thread of a region trains on its own copy of the weights and optimizer
-    state: for two shards (where it was measured) of fine grain (``ShardScheduler.FINE_FLOPS``),
+    state: for two shards (where it was measured) of fine grain (``ShardScheduler.fine``),
     whose batches are short next to what the two cores must pass each other, and up to
     ``REPLICA_MAX_PARAMS``. In a region on shared weights, each thread updates its chunk of
     them right after the other core has read them, and each write must first take its cache
@@ -103,7 +103,7 @@ def replicate(n_params, shard_rows, shards):
     but writes only its own lines: ``reg`` epochs 1.17-1.26x faster, ``small`` 1.11-1.24x
     (``bench/ab.py``)."""
     return (shards == 2 and n_params <= REPLICA_MAX_PARAMS
-            and 6.0 * n_params * shard_rows < ShardScheduler.FINE_FLOPS)
+            and ShardScheduler.fine(n_params, shard_rows))
 
 
 # --- parallel or serial shards, by measurement ---------------------------------------------
@@ -145,13 +145,19 @@ class ShardScheduler:
 
     def __init__(self, n_params, shard_rows):
         self.key = (n_params, shard_rows)  # the shape whose timings this keeps
-        # forward 2 P and backward 4 P operations per row, P the parameter count
-        self.adaptive = 6.0 * n_params * shard_rows < self.FINE_FLOPS
+        self.adaptive = self.fine(n_params, shard_rows)
         self.epoch = 0
         self.steps = 0  # batches recorded so far
         self.samples = {True: np.zeros(0), False: np.zeros(0)}  # ticks per batch, each way
         self.when = {True: np.zeros(0), False: np.zeros(0)}  # the step of each of those
         self.choice = True
+
+    @classmethod
+    def fine(cls, n_params, shard_rows):
+        """Whether shards of ``shard_rows`` rows of a network of ``n_params`` parameters are
+        fine-grained: under ``FINE_FLOPS`` operations per shard and step (forward 2 P and
+        backward 4 P per row, P the parameter count)."""
+        return 6.0 * n_params * shard_rows < cls.FINE_FLOPS
 
     def choose(self):
         """True: run the next epoch's batches in parallel (but for the probes)."""

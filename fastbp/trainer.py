@@ -48,8 +48,9 @@ class EpochRunner:
         self.sync = np.zeros(backend.sync_words(self.shards) if self.parallel else 0, np.int64)
         # in the region, a copy of the weights and optimizer state per thread where the
         # parameters are many for a shard's rows (kernels.train.run_batches_parallel)
-        own = self.parallel and not diagnostics and _threads.replicate(
-            layout.n_params, -(-self.batch_size // self.shards), self.shards)
+        own = (self.parallel and not diagnostics and _threads.one_region(self.shards)
+               and _threads.replicate(layout.n_params, -(-self.batch_size // self.shards),
+                                      self.shards))
         self.replicas = np.zeros((self.shards, layout.n_params + self.state.size if own else 0),
                                  np.float32)
         self.lr = None

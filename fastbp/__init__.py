@@ -10,6 +10,7 @@ algorithm in plain NumPy.
 """
 
 from . import callbacks, initializers, losses, optimizers, schedules
+from ._threads import get_num_threads, set_num_threads
 from ._validation import NonFiniteLossError, NotFittedError
 from .callbacks import History
 from .io import ModelFileError, load_model
@@ -29,18 +30,21 @@ def __getattr__(name):
     raise AttributeError(f"module 'fastbp' has no attribute {name!r}")
 
 
-def warmup():
-    """Compile (or load from the on-disk cache) every training and inference kernel now.
+def warmup(verbose=False):
+    """Compile (or load from the cache) every training and inference kernel now.
 
-    The first ``fit`` in a process otherwise pays for it: seconds on a machine's very first
-    run, a fraction of a second once the cache is warm.
+    The first ``fit`` or ``predict`` in a process otherwise pays for it: nothing when the
+    installed package ships kernels for this processor, about a second to load them from the
+    on-disk cache, tens of seconds to compile them once on a machine where neither has them.
+    With ``verbose``, prints how long each of the two compiled entry points took. Returns the
+    total seconds.
     """
     from ._warmup import run
-    run()
+    return run(verbose)
 
 
 __all__ = [
     "MLPClassifier", "MLPRegressor", "Activation", "BatchNormalization", "Dense", "Dropout", "History", "ModelFileError", "NonFiniteLossError", "NotFittedError", "Sequential",
-    "callbacks", "initializers", "load", "load_model", "losses", "optimizers", "schedules",
-    "warmup",
+    "callbacks", "get_num_threads", "initializers", "load", "load_model", "losses", "optimizers",
+    "schedules", "set_num_threads", "warmup",
 ]

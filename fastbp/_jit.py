@@ -1,8 +1,11 @@
 """Numba options for every compiled kernel, kept in one place.
 
-* ``cache=True``: compiled machine code is written beside the sources and reused by later
-  processes, so only the very first ``fit`` on a machine pays for compilation.
-* ``nogil=True``: kernels release the GIL, so models train side by side in Python threads.
+* The cache: ``fastbp._cache`` (keyed on every compiled source, so never stale; shipped
+  kernels first looked up in an installed package), in place of Numba's ``cache=True``.
+* ``nogil=True``: kernels release the GIL, so fastbp's own threads (``fastbp._threads``) and
+  the user's run them side by side. No kernel is ``parallel=True``: fastbp starts its threads
+  itself, so no OpenMP or TBB pool exists to break in a forked child, and no parallel
+  wrapper multiplies the compile time.
 * ``fastmath``: the flags that allow reassociation (vectorised sums), contraction (FMA) and
   reciprocal tricks, but *not* ``nnan``/``ninf``: with those LLVM may assume no NaN or
   infinity exists and the non-finite-loss check would be compiled away.
@@ -12,16 +15,17 @@
 
 import numba
 
-from . import _threads  # noqa: F401  (chooses a thread-safe layer before any parallel launch)
+from . import _cache
 
 FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 
-_OPTIONS = dict(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+_OPTIONS = dict(nogil=True, fastmath=FASTMATH, error_model="numpy")
 
 
 def jit(func=None, **overrides):
-    """``numba.njit`` with fastbp's options; usable as ``@jit`` or ``@jit(inline="always")``."""
+    """``numba.njit`` with fastbp's options and cache; ``@jit`` or ``@jit(inline="always")``."""
     options = {**_OPTIONS, **overrides}
-    if func is None:
-        return lambda f: numba.njit(**options)(f)
-    return numba.njit(**options)(func)
+
+    def compile_(f):
+        return _cache.attach(numba.njit(**options)(f))
+    return compile_ if func is None else compile_(func)

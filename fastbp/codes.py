@@ -133,6 +133,10 @@ ADAMW = 2
 RMSPROP = 3
 ADAGRAD = 4
 
+#: in place of an optimizer: the epoch loop computes the gradient of its one batch (penalty
+#: included) into ``grads[0]`` and changes nothing (the full-batch objective of L-BFGS)
+NO_STEP = -1
+
 OPTIMIZERS = {"sgd": SGD, "adam": ADAM, "adamw": ADAMW, "rmsprop": RMSPROP, "adagrad": ADAGRAD}
 #: number of state vectors (each as long as the parameter vector) an optimizer keeps.
 OPTIMIZER_SLOTS = {SGD: 1, ADAM: 2, ADAMW: 2, RMSPROP: 2, ADAGRAD: 1}

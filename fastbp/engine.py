@@ -1,15 +1,25 @@
-"""Backend selection: the compiled kernels or the NumPy reference, by name.
+"""Backends: the compiled kernels or the NumPy reference, behind the same three calls.
 
-Both expose the same functions with the same arguments (``train_epoch``, ``evaluate``,
-``predict``, ``batch_objective``, ``penalty``), so the Model API calls whichever it is given.
-The compiled backend is imported on first use, which keeps ``import fastbp`` light.
+* ``train_epoch(args, threads, parallel, probe, clock, replicas)``: one epoch (``args`` are
+  the reference's ``train_epoch`` arguments, in order); returns ``(status, t,
+  parallel_batches)``.
+* ``infer(X, Y, labels, sw, ops, opf, loss, loss_param, acc_kind, params, aux, acts, deltas,
+  chunk, out, stats)``: outputs into ``out`` and/or loss and metric sums into ``stats``
+  (``kernels.inference.infer``); ``acts`` has one work buffer per thread.
+* ``penalty(params, runs, scale)``: the L1/L2 penalty's value.
+
+The compiled backend is imported on first use, which keeps ``import fastbp`` light. It is
+where arrays cross into compiled code, so it is where they get one type: every array a
+kernel only reads is passed as a read-only view, whatever the caller's flags (a writable
+array, a memory map, a pandas column), so each kernel is compiled once.
 """
 
-import importlib
+import numpy as np
 
+from . import _threads, codes
 from ._validation import lookup
 
-BACKENDS = {"numba": "fastbp.kernels", "numpy": "fastbp.reference"}
+BACKENDS = {"numba": "compiled kernels", "numpy": "NumPy reference"}
 
 
 def check_backend(name):
@@ -18,29 +28,106 @@ def check_backend(name):
     return key
 
 
-class Backend:
-    """The functions of one backend, gathered from its ``train`` and ``optim`` modules."""
-
-    def __init__(self, name):
-        package = BACKENDS[name]
-        train = importlib.import_module(package + ".train")
-        optim = importlib.import_module(package + ".optim")
-        self.name = name
-        self.train_epoch = train.train_epoch
-        self.evaluate = train.evaluate
-        self.predict = train.predict
-        self.predict_parallel = train.predict_parallel
-        self.batch_objective = train.batch_objective
-        self.penalty = optim.penalty
-        self.sync_words = train.sync_words
+def frozen(a):
+    """``a`` as a read-only view (itself when it is read-only already)."""
+    if not a.flags.writeable:
+        return a
+    view = a.view()
+    view.flags.writeable = False
+    return view
 
 
+# positions in the ``args`` of ``train_epoch`` of the arrays the kernel only reads, and of
+# its integers (batch_size, loss, acc_kind, opt, t, seed)
+_READ_ONLY = (0, 1, 2, 3, 4, 6, 7, 8, 10, 14)
+_INTEGERS = (5, 9, 11, 12, 16, 28)
+
+
+class NumbaBackend:
+    """The compiled kernels (``fastbp.kernels``), on fastbp's threads."""
+
+    name = "numba"
+
+    def __init__(self):
+        from .kernels import epoch, inference
+        self._epoch, self._infer = epoch, inference
+
+    def train_epoch(self, args, threads=1, parallel=True, probe=0, clock=None, replicas=None):
+        args = list(args)
+        for i in _READ_ONLY:
+            args[i] = frozen(args[i])
+        for i in _INTEGERS:
+            args[i] = int(args[i])
+        grads = args[19]
+        if clock is None:
+            clock = np.zeros((codes.N_CK, 0))
+        if replicas is None:
+            replicas = np.zeros((grads.shape[0], 0), np.float32)
+        sync = np.zeros(self._epoch.sync_words(grads.shape[0]), np.int64)
+        kernel_args = (np.int64(threads), *args, bool(parallel), _threads.RUNNING,
+                       np.int64(probe), clock, sync, replicas)
+        status, t, parallel_batches = _threads.run(self._epoch.train_epoch, threads,
+                                                   kernel_args, sync, self._epoch.ORDER)
+        return int(status), int(t), int(parallel_batches)
+
+    def infer(self, X, Y, labels, sw, ops, opf, loss, loss_param, acc_kind, params, aux, acts,
+              deltas, chunk, out, stats):
+        """``acts`` (T, A): with T > 1 (outputs only), T threads each predict a run of rows."""
+        X, Y, labels, sw, ops, opf, loss_param = (frozen(a) for a in (X, Y, labels, sw, ops,
+                                                                     opf, loss_param))
+        n, threads = X.shape[0], acts.shape[0]
+
+        def part(s, *_):
+            lo, hi = split(n, threads, int(s))
+            self._infer.infer(X, Y, labels, sw, lo, hi, int(chunk), ops, opf, int(loss),
+                              loss_param, int(acc_kind), params, aux, acts[s], deltas[s], out,
+                              stats)
+        _threads.run(part, threads, ())
+
+    def penalty(self, params, runs, scale):
+        from .reference.optim import penalty
+        return penalty(params, np.zeros_like(params), runs, scale)
+
+
+class NumpyBackend:
+    """The NumPy reference (``fastbp.reference``): one thread, any float dtype."""
+
+    name = "numpy"
+
+    def __init__(self):
+        from .reference import epoch, inference, optim
+        self._epoch, self._infer, self._optim = epoch, inference, optim
+
+    def train_epoch(self, args, threads=1, parallel=True, probe=0, clock=None, replicas=None):
+        status, t = self._epoch.train_epoch(*args)
+        return int(status), int(t), 0
+
+    def infer(self, X, Y, labels, sw, ops, opf, loss, loss_param, acc_kind, params, aux, acts,
+              deltas, chunk, out, stats):
+        n, threads = X.shape[0], acts.shape[0]
+        for s in range(threads):
+            lo, hi = split(n, threads, s)
+            self._infer.infer(X, Y, labels, sw, lo, hi, chunk, ops, opf, loss, loss_param,
+                              acc_kind, params, aux, acts[s], deltas[s], out, stats)
+
+    def penalty(self, params, runs, scale):
+        return self._optim.penalty(params, np.zeros_like(params), runs, scale)
+
+
+def split(n, parts, k):
+    """Bounds of part k when ``range(n)`` is cut into ``parts`` nearly equal runs."""
+    size = -(-n // parts)
+    lo = min(k * size, n)
+    return lo, min(lo + size, n)
+
+
+_CLASSES = {"numba": NumbaBackend, "numpy": NumpyBackend}
 _CACHE = {}
 
 
 def get(name):
-    """The Backend called ``name`` ('numba' or 'numpy')."""
+    """The backend called ``name`` ('numba' or 'numpy')."""
     name = check_backend(name)
     if name not in _CACHE:
-        _CACHE[name] = Backend(name)
+        _CACHE[name] = _CLASSES[name]()
     return _CACHE[name]

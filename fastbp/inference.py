@@ -1,14 +1,14 @@
-"""Predictions for any front end: chunking, threads and buffers around the compiled predict.
+"""Predictions and evaluations for any front end: chunks, threads and buffers around the
+compiled ``infer``.
 
 The rows are split into one run per thread, each predicted a chunk at a time with BLAS sgemm
 (held to one thread inside fastbp's own threads). A row's outputs can differ in the last bits
 with the thread count or the chunk size, never by more than float32 rounding.
 """
 
-import numba
 import numpy as np
 
-from . import _threads
+from . import _threads, codes
 
 #: rows per chunk: about 64 Ki floats of activations per buffer (kept in cache; measured best
 #: on the small and medium workloads) ...
@@ -38,17 +38,39 @@ def predict(backend, layout, params, aux, X, batch_size=None):
     with _threads.running():
         n = len(X)
         threads = 1
-        if n >= 2 * MIN_ROWS_PER_THREAD and backend.name == "numba" and \
-                _threads.LAYER is not None and _threads.alone():
-            threads = max(1, min(numba.get_num_threads(), n // MIN_ROWS_PER_THREAD))
+        if n >= 2 * MIN_ROWS_PER_THREAD and backend.name == "numba" and _threads.alone():
+            threads = max(1, min(_threads.get_num_threads(), n // MIN_ROWS_PER_THREAD))
         chunk = chunk_rows(layout, -(-n // threads), batch_size)
-        ops, size = layout.tables(chunk)
-        acts = np.zeros((threads, size), np.float32)
+        ops, acts, deltas = layout.buffers(chunk, threads, deltas=False)
         out = np.empty((n, layout.n_outputs), np.float32)
         # several threads of ours, or several callers: BLAS one thread each
         with _threads.single_threaded_blas(threads > 1 or not _threads.alone()):
-            if threads > 1:
-                backend.predict_parallel(X, ops, layout.opf, params, aux, acts, chunk, out)
-            else:
-                backend.predict(X, ops, layout.opf, params, aux, acts, chunk, out)
+            backend.infer(X, EMPTY_Y, EMPTY_LABELS, EMPTY_SW, ops, layout.opf, -1, NO_LOSS_PARAM,
+                          codes.ACC_NONE, params, aux, acts, deltas, chunk, out, NO_STATS)
         return out
+
+
+def evaluate(backend, layout, params, aux, data, loss_code, loss_param, acc_kind,
+             batch_size=None):
+    """Metric sums (N_STATS + 3 k,) over prepared ``data`` (X, Y, labels, sw): ``ST_LOSS``
+    holds ``sum_i w_i loss_i`` (penalty excluded), ``ST_ROWS`` the normaliser's total."""
+    X, Y, labels, sw = data
+    with _threads.running():
+        chunk = chunk_rows(layout, len(X), batch_size)
+        ops, acts, deltas = layout.buffers(chunk)
+        stats = np.zeros(codes.N_STATS + codes.ST_PER_OUTPUT * layout.n_outputs)
+        with _threads.single_threaded_blas(not _threads.alone()):
+            backend.infer(X, Y, labels, sw, ops, layout.opf, loss_code, loss_param, acc_kind,
+                          params, aux, acts, deltas, chunk, np.empty((0, layout.n_outputs),
+                                                                     np.float32), stats)
+        return stats
+
+
+# the arguments ``infer`` does not read when predicting (shared, read-only)
+EMPTY_Y = np.zeros((0, 1), np.float32)
+EMPTY_LABELS = np.zeros(0, np.int64)
+EMPTY_SW = np.zeros(0, np.float32)
+NO_LOSS_PARAM = np.zeros(codes.N_LOSS_PARAM)
+NO_STATS = np.zeros(codes.N_STATS)  # writable, as the stats ``evaluate`` passes: one signature
+for _a in (EMPTY_Y, EMPTY_LABELS, EMPTY_SW, NO_LOSS_PARAM):
+    _a.flags.writeable = False

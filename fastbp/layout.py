@@ -145,17 +145,20 @@ class Layout:
             self._tables[rows] = (ops.copy(), int(offset))
         return ops, int(offset)
 
-    def buffers(self, rows):
-        """``(ops, acts, deltas)`` for inference or evaluation in chunks of ``rows`` rows."""
+    def buffers(self, rows, threads=1, deltas=True):
+        """``(ops, acts, deltas)`` for inference or evaluation in chunks of ``rows`` rows, one
+        work buffer per thread: ``acts`` and ``deltas`` (threads, A); ``deltas`` (threads, 0)
+        when not wanted (predictions)."""
         ops, size = self.tables(rows)
-        return ops, np.zeros(size, np.float32), np.zeros(size, np.float32)
+        return (ops, np.zeros((threads, size), np.float32),
+                np.zeros((threads, size if deltas else 0), np.float32))
 
     def shard_buffers(self, batch_size, shards, diagnostics=False):
         """Work buffers of a training loop that cuts each batch into ``shards`` row shards.
 
         Returns a dict: ``ops`` (with buffer offsets for ``rows = ceil(batch_size / S)``),
         ``xb`` (S, rows, s0), ``acts`` and ``deltas`` (S, A), ``grads`` (S, P),
-        ``seg`` (S, R, N_SEG), ``scratch`` (2, S), ``diag`` (S, D or 0), ``prev`` (P or 0,).
+        ``seg`` (S, R, N_SEG), ``scratch`` (3, S), ``diag`` (S, D or 0), ``prev`` (P or 0,).
         """
         rows = -(-batch_size // shards)
         ops, size = self.tables(rows)
@@ -166,7 +169,7 @@ class Layout:
             "deltas": np.zeros((shards, size), np.float32),
             "grads": np.zeros((shards, self.n_params), np.float32),
             "seg": np.zeros((shards, len(self.runs), codes.N_SEG)),
-            "scratch": np.zeros((2, shards)),
+            "scratch": np.zeros((3, shards)),
             "diag": np.zeros((shards, self.diag_size if diagnostics else 0)),
             "prev": np.zeros(self.n_params if diagnostics else 0, np.float32),
         }

@@ -278,18 +278,15 @@ class Sequential:
         lay = self.layout
         if batch_size is not None:
             batch_size = check_int(batch_size, "batch_size", low=1)
-        chunk = inference.chunk_rows(lay, len(X), batch_size)
-        ops, acts, deltas = lay.buffers(chunk)
-        stats = np.zeros(codes.N_STATS + codes.ST_PER_OUTPUT * lay.n_outputs)
         loss_param = self.loss.loss_param(lay.n_outputs)
-        backend.evaluate(X, Y, label_index, sw, ops, lay.opf, self.loss.code, loss_param,
-                         self._acc_kind(train=False), self.params, self.aux, acts, deltas, chunk,
-                         stats)
+        stats = inference.evaluate(backend, lay, self.params, self.aux, (X, Y, label_index, sw),
+                                   self.loss.code, loss_param, self._acc_kind(train=False),
+                                   batch_size)
         value = stats[codes.ST_LOSS] / stats[codes.ST_ROWS]
         if lay.runs[:, codes.RUN_L1].any() or lay.runs[:, codes.RUN_L2].any():
             scale = (1.0 / stats[codes.ST_ROWS]
                      if loss_param[codes.LP_PENALTY_PER_SAMPLE] else 1.0)
-            value += backend.penalty(self.params, np.zeros_like(self.params), lay.runs, scale)
+            value += backend.penalty(self.params, lay.runs, scale)
         logs = {"loss": float(value)}
         logs.update(metric_table.compute(self.metrics, stats))
         return logs

@@ -18,7 +18,6 @@ per-layer ``activation`` lists (also ``leaky_relu`` and ``elu``), ``solver="adam
 import warnings
 from numbers import Integral, Real
 
-import numba
 import numpy as np
 import scipy.optimize
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -35,7 +34,7 @@ from sklearn.utils.validation import (
     _check_sample_weight, check_is_fitted, column_or_1d, validate_data,
 )
 
-from . import codes, engine, inference, losses, optimizers, trainer
+from . import _threads, codes, engine, inference, losses, optimizers, trainer
 from ._validation import to_float32
 from .layers import Dense, Dropout
 from .layout import Layout
@@ -206,7 +205,7 @@ class _BaseMLP(BaseEstimator):
         else:
             self._sync()
         data = (X, Y, labels, sw)
-        with _threads_limit(self.n_threads):
+        with _threads.limit(self.n_threads):
             if self.solver == "lbfgs":
                 self._fit_lbfgs(data)
             else:
@@ -364,15 +363,11 @@ class _BaseMLP(BaseEstimator):
         lay = self._layout
         backend = engine.get("numba")
         loss_code, loss_param = self._loss()
-        ops, acts, deltas = lay.buffers(len(X))
-        grads = np.zeros(lay.n_params, np.float32)
-        rows = np.arange(len(X), dtype=np.int64)
+        full_batch = trainer.FullBatchObjective(backend, lay, self._params, self._aux, loss_code,
+                                                loss_param, data)
 
         def objective(packed):
-            self._params[:] = packed
-            value = backend.batch_objective(X, Y, labels, rows, sw, ops, lay.opf, lay.runs,
-                                            loss_code, loss_param, self._params, self._aux,
-                                            grads, acts, deltas, 0, 0)
+            value, grads = full_batch(packed)
             return float(value), grads.astype(np.float64)
 
         result = scipy.optimize.minimize(
@@ -382,7 +377,7 @@ class _BaseMLP(BaseEstimator):
         self._params[:] = result.x
         value, _ = objective(result.x)
         norm = float(len(X)) if len(sw) == 0 else float(sw.sum())
-        pen = backend.penalty(self._params, np.zeros_like(grads), lay.runs, 1.0 / norm)
+        pen = backend.penalty(self._params, lay.runs, 1.0 / norm)
         k = self.n_outputs_ if loss_code == codes.SQUARED_ERROR else 1
         self.loss_ = float((value - pen) / k + pen)
 
@@ -392,7 +387,7 @@ class _BaseMLP(BaseEstimator):
         check_is_fitted(self)
         self._sync()
         X = self._validate_X(X, reset=False)
-        with _threads_limit(self.n_threads):
+        with _threads.limit(self.n_threads):
             return self._outputs(X)
 
     def _outputs(self, X):
@@ -436,22 +431,6 @@ def _as_float32(X):
     if X.dtype == np.float32 and X.flags.c_contiguous:
         return X
     return to_float32(X, "X")
-
-
-class _threads_limit:
-    """Run with ``n`` Numba threads (None: leave as is); Numba's setting is per Python thread."""
-
-    def __init__(self, n):
-        self.n = n
-
-    def __enter__(self):
-        if self.n is not None:
-            self.saved = numba.get_num_threads()
-            numba.set_num_threads(min(self.n, numba.config.NUMBA_NUM_THREADS))
-
-    def __exit__(self, *exc):
-        if self.n is not None:
-            numba.set_num_threads(self.saved)
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):

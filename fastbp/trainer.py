@@ -7,7 +7,7 @@ validation, learning rate, diagnostics) and run the callbacks.
 
 import numpy as np
 
-from . import _threads, codes, engine
+from . import _threads, codes, engine, scheduler
 from . import metrics as metric_table
 from ._validation import NonFiniteLossError
 from .callbacks import TerminateOnNaN
@@ -18,7 +18,7 @@ class EpochRunner:
 
     Parameters
     ----------
-    backend : fastbp.engine.Backend
+    backend : fastbp.engine.NumbaBackend or NumpyBackend
     layout : fastbp.layout.Layout
     params, aux : float32 arrays, updated in place
     optimizer : fastbp.optimizers.Optimizer (its state is allocated here)
@@ -39,20 +39,23 @@ class EpochRunner:
         self.n = len(data[0])
         self.batch_size = min(batch_size, self.n)
         self.shards = 1 if layout.has_batchnorm else _threads.n_shards(self.batch_size)
-        self.parallel = backend.name == "numba" and _threads.parallel(self.shards)
+        self.diagnostics = diagnostics
         self.buf = layout.shard_buffers(self.batch_size, self.shards, diagnostics)
         self.n_stats = codes.N_STATS + codes.ST_PER_OUTPUT * layout.n_outputs
         self.seed = seed
-        self.scheduler = _threads.ShardScheduler(layout.n_params, -(-self.batch_size // self.shards))
+        shard_rows = -(-self.batch_size // self.shards)
+        self.scheduler = scheduler.ShardScheduler(layout.n_params, shard_rows)
         self.clock = np.zeros((codes.N_CK, -(-self.n // self.batch_size)))  # batch timings
-        self.sync = np.zeros(backend.sync_words(self.shards) if self.parallel else 0, np.int64)
-        # in the region, a copy of the weights and optimizer state per thread where the
-        # parameters are many for a shard's rows (kernels.train.run_batches_parallel)
-        own = (self.parallel and not diagnostics and _threads.one_region(self.shards)
-               and _threads.replicate(layout.n_params, -(-self.batch_size // self.shards),
-                                      self.shards))
-        self.replicas = np.zeros((self.shards, layout.n_params + self.state.size if own else 0),
-                                 np.float32)
+        # threads pay for their start on epochs long enough, and only on compiled code
+        self.threaded = (backend.name == "numba" and self.shards > 1
+                         and scheduler.worth_threads(layout.n_params, self.n))
+        # a copy of the weights and optimizer state per thread where the parameters are many
+        # for a shard's rows (kernels.epoch.train_epoch)
+        self.replicas = None
+        if self.threaded and not diagnostics and scheduler.replicate(
+                layout.n_params, shard_rows, self.shards):
+            self.replicas = np.zeros((self.shards, layout.n_params + self.state.size),
+                                     np.float32)
         self.lr = None
         self.status = codes.OK
 
@@ -64,25 +67,30 @@ class EpochRunner:
         ``self.status`` holds the failing batch (``codes.OK`` if the weights went bad at the
         end). ``self.lr`` is the rate of the epoch's last step; ``self.steps`` its step count.
         """
-        opt, buf = self.optimizer, self.buf
+        opt = self.optimizer
         stats = np.zeros((self.shards, self.n_stats))
-        buf["diag"][:] = 0.0
+        self.buf["diag"][:] = 0.0
         hyper = opt.hyper()
         saved = (self.params.copy(), self.aux.copy(), self.state.copy(), opt.iterations)
         start = opt.iterations
         with _threads.running():
-            # the scheduler picks parallel or serial shards by their measured cost (same
-            # bits), timing a few batches the other way; the compiled loop runs a batch in
-            # parallel only while no other fit or predict is under way (checked before every
+            # the scheduler picks parallel or serial batches by their measured cost (same
+            # bits), timing a few batches the other way; the compiled loop dismisses its helper
+            # threads as soon as another fit or predict is under way (checked before every
             # batch): that caller holds a core already. BLAS stays at one thread per caller.
             alone = _threads.alone()
-            parallel = self.parallel and self.scheduler.choose()
-            probe = self.scheduler.probe() if self.parallel else 0
+            threads = _threads.threads_for(self.shards) if self.threaded and alone else 1
+            parallel = self.scheduler.choose()
+            probe = self.scheduler.probe() if threads > 1 else 0
+            if threads > 1 and not parallel and probe == 0:
+                threads = 1
+            replicas = self.replicas if hyper[codes.HP_CLIPNORM] <= 0.0 else None
             self.clock[codes.CK_WAY] = codes.CK_UNTIMED
-            with _threads.single_threaded_blas(self.parallel or not alone):
-                status, t, self.parallel_batches = self._epoch(order, stats, hyper, parallel,
-                                                               probe)
-            if self.parallel:
+            with _threads.single_threaded_blas(threads > 1 or not alone):
+                status, t, self.parallel_batches = self.backend.train_epoch(
+                    self.arguments(order, stats, hyper, opt.code), threads, parallel, probe,
+                    self.clock, replicas)
+            if threads > 1:
                 self.scheduler.record(self.clock)
         if status != codes.OK or not np.isfinite(self.params).all():
             self.params[:], self.aux[:], self.state[:], opt.iterations = saved
@@ -94,18 +102,16 @@ class EpochRunner:
         self.steps = opt.iterations - start
         return stats.sum(axis=0)  # shard order: fixed
 
-    def _epoch(self, order, stats, hyper, parallel, probe=0):
-        """One compiled ``train_epoch`` call over the fit's buffers; (status, steps after,
-        batches run in parallel)."""
-        opt, buf = self.optimizer, self.buf
+    def arguments(self, order, stats, hyper, opt_code):
+        """The arguments of ``train_epoch`` (the reference's, in order) for one epoch."""
+        buf = self.buf
         X, Y, labels, sw = self.data
-        return self.backend.train_epoch(
-            X, Y, labels, sw, order, self.batch_size, buf["ops"], self.layout.opf,
-            self.layout.runs, self.loss_code, self.loss_param, self.acc_kind, opt.code, hyper,
-            opt.sched(), self.state, opt.iterations, self.params, self.aux, buf["grads"],
-            buf["xb"], buf["acts"], buf["deltas"], buf["seg"], buf["scratch"], stats,
-            buf["diag"], buf["prev"], self.seed, parallel, _threads.RUNNING, probe, self.clock,
-            self.sync if _threads.one_region(self.shards) else self.sync[:0], self.replicas)
+        opt = self.optimizer
+        return (X, Y, labels, sw, order, self.batch_size, buf["ops"], self.layout.opf,
+                self.layout.runs, self.loss_code, self.loss_param, self.acc_kind, opt_code, hyper,
+                opt.sched(), self.state, opt.iterations, self.params, self.aux, buf["grads"],
+                buf["xb"], buf["acts"], buf["deltas"], buf["seg"], buf["scratch"], stats,
+                buf["diag"], buf["prev"], self.seed)
 
     def failure_message(self, epoch, epochs):
         where = f"batch {self.status + 1} of " if self.status != codes.OK else "the end of "
@@ -180,3 +186,32 @@ def diagnostics_logs(layers, lay, params, diag, steps):
             flags = diag[alive:alive + lay.ops[op, codes.OC_OUT]]
             logs[f"{layer.name}/dead_fraction"] = float(np.mean(flags == 0))
     return logs
+
+
+class FullBatchObjective:
+    """The loss of all the rows and its gradient, penalty included, for L-BFGS: one batch of
+    the epoch loop with ``NO_STEP`` in place of an optimizer (the rows cut into shards on
+    fastbp's threads, summed in shard order: the same bits whatever the thread count).
+
+    ``objective(params)`` sets the model's parameters (float32) and returns
+    ``(loss, gradient float32 (P,))``.
+    """
+
+    def __init__(self, backend, layout, params, aux, loss_code, loss_param, data):
+        from .optimizers import SGD
+        self.runner = EpochRunner(backend, layout, params, aux, SGD(), loss_code, loss_param,
+                                  codes.ACC_SKIP, data, len(data[0]), 0)
+        self.order = np.arange(self.runner.n, dtype=np.int64)
+        self.hyper = np.zeros(codes.N_HYPER)
+
+    def __call__(self, params):
+        r = self.runner
+        r.params[:] = params
+        stats = np.zeros((r.shards, r.n_stats))
+        args = list(r.arguments(self.order, stats, self.hyper, codes.NO_STEP))
+        args[16] = 0  # t: the same dropout masks at every evaluation
+        threads = _threads.threads_for(r.shards) if r.threaded and _threads.alone() else 1
+        with _threads.running(), _threads.single_threaded_blas(threads > 1
+                                                               or not _threads.alone()):
+            r.backend.train_epoch(tuple(args), threads, True, 0, None, None)
+        return stats[0, codes.ST_LOSS] / stats[0, codes.ST_ROWS], r.buf["grads"][0]

@@ -87,6 +87,53 @@ def stats_row(k):
     return np.zeros(codes.N_STATS + codes.ST_PER_OUTPUT * k)
 
 
+def epoch_args(net, X, Y, labels, sw, order, batch_size, loss, p, opt=codes.NO_STEP, hyper=None,
+               state=None, t=0, shards=1, acc_kind=codes.ACC_SKIP, seed=7, diagnostics=False):
+    """The arguments of ``train_epoch`` (the reference's, in order) for ``net``'s tables and
+    parameters, with fresh work buffers of ``net.dtype`` for ``shards`` shards. Returns
+    ``(args, buffers)``; ``buffers`` is a dict of the arrays the loop writes."""
+    lay, dtype = net.layout, net.dtype
+    rows = -(-batch_size // shards)
+    ops, size = lay.tables(rows)
+    k = lay.n_outputs
+    buffers = {
+        "grads": np.zeros((shards, lay.n_params), dtype),
+        "xb": np.zeros((shards, rows, X.shape[1]), dtype),
+        "acts": np.zeros((shards, size), dtype),
+        "deltas": np.zeros((shards, size), dtype),
+        "seg": np.zeros((shards, len(lay.runs), codes.N_SEG)),
+        "scratch": np.zeros((3, shards)),
+        "stats": np.zeros((shards, codes.N_STATS + codes.ST_PER_OUTPUT * k)),
+        "diag": np.zeros((shards, lay.diag_size if diagnostics else 0)),
+        "prev": np.zeros(lay.n_params if diagnostics else 0, dtype),
+    }
+    hyper = np.zeros(codes.N_HYPER) if hyper is None else hyper
+    state = np.zeros((1, lay.n_params), dtype) if state is None else state
+    sched = np.zeros(codes.N_SC)
+    b = buffers
+    args = (X, Y, labels, sw, np.asarray(order, np.int64), batch_size, ops, net.opf, net.runs,
+            codes.LOSSES[loss] if isinstance(loss, str) else loss, p, acc_kind, opt, hyper,
+            sched, state, t, net.params, net.aux, b["grads"], b["xb"], b["acts"], b["deltas"],
+            b["seg"], b["scratch"], b["stats"], b["diag"], b["prev"], seed)
+    return args, buffers
+
+
+def objective(net, x, Y, labels, sw, loss, p, backend="numpy", shards=1, seed=7, t=3):
+    """Training-mode loss of all the rows of ``x`` as one batch, penalty included, through the
+    epoch loop with ``NO_STEP``; its gradient goes to ``net.grads``. The running statistics
+    are left as they were (batch norm's training output does not depend on them)."""
+    from fastbp import engine
+    aux = net.aux.copy()
+    args, buffers = epoch_args(net, x, Y, labels, sw, np.arange(len(x)), len(x), loss, p,
+                               shards=shards, seed=seed, t=t)
+    args = list(args)
+    args[18] = aux
+    engine.get(backend).train_epoch(tuple(args))
+    net.grads[:] = buffers["grads"][0]
+    stats = buffers["stats"][0]
+    return stats[codes.ST_LOSS] / stats[codes.ST_ROWS]
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)

@@ -1,16 +1,14 @@
 """Denormal floats are flushed to zero inside the training kernels, and only there: every
-thread, the caller's and Numba's pool's, leaves a compiled call in the mode it entered it."""
+thread that runs them, the caller's and fastbp's helpers, leaves in the mode it entered."""
 
-import subprocess
-import sys
-from pathlib import Path
+import threading
 
 import numpy as np
 import pytest
-from numba import njit, prange
+from numba import njit
 
 import fastbp
-from fastbp import _threads
+from fastbp import _threads, scheduler
 from fastbp.kernels import fpmode
 
 TINY = np.finfo(np.float32).tiny  # smallest normal float32
@@ -23,24 +21,10 @@ def mode():
     return int(fpmode.fp_mode()) & ~FLAGS
 
 
-@njit(parallel=True)
-def modes_in_pool(n):
-    """The floating-point mode of the thread running each of n parallel iterations."""
-    out = np.zeros(n, np.uint32)
-    for i in prange(n):
-        out[i] = fpmode.fp_mode()
-    return out
-
-
-def pool_modes():
-    return set((modes_in_pool(8) & ~np.uint32(FLAGS)).tolist())
-
-
-def assert_modes_are(caller, pool):
-    """The caller's thread and the pool's threads are in the given modes, none flushing
-    denormals (nothing in the test process sets those bits but the kernels)."""
+def assert_mode_is(caller):
+    """The calling thread is in the given mode, not flushing denormals (nothing in the test
+    process sets those bits but the kernels)."""
     assert mode() == caller and not mode() & fpmode.FTZ_DAZ
-    assert pool_modes() == pool and not any(m & fpmode.FTZ_DAZ for m in pool)
 
 
 @njit
@@ -108,55 +92,46 @@ def test_training_never_leaves_denormals_in_the_optimizer_state(backend):
     assert np.all(np.isfinite(model.params))
 
 
-def test_every_thread_leaves_training_in_the_mode_it_entered():
-    """After fits that run serially, in parallel (the shard scheduler tries both in its first
-    epochs), stop early on a non-finite loss, or go through L-BFGS, the caller's thread and
-    every thread of Numba's pool are back in their own floating-point mode."""
-    caller, pool = mode(), pool_modes()
-    assert_modes_are(caller, pool)
+def fits_of_every_kind():
+    """Fits that run on one thread, on two (the shard scheduler tries both ways in its first
+    epoch), stop early on a non-finite loss, or go through L-BFGS; then a prediction."""
     rng = np.random.default_rng(1)
     X = rng.standard_normal((512, 6)).astype(np.float32)
     y = X[:, 0] - X[:, 1]
-    model = fastbp.Sequential([fastbp.Dense(16, activation="relu"), fastbp.Dense(1)], seed=0)
-    model.compile(optimizer="adam", loss="mse")
-    model.fit(X, y, epochs=4, batch_size=32, verbose=0)
-    assert_modes_are(caller, pool)
-
+    for threads in (1, 2):
+        with _threads.limit(threads):
+            model = fastbp.Sequential([fastbp.Dense(16, activation="relu"), fastbp.Dense(1)],
+                                      seed=0)
+            model.compile(optimizer="adam", loss="mse")
+            model.fit(X, y, epochs=4, batch_size=32, verbose=0)
     diverging = fastbp.Sequential([fastbp.Dense(16, activation="relu"), fastbp.Dense(1)], seed=0)
     diverging.compile(optimizer=fastbp.optimizers.SGD(learning_rate=1e6), loss="mse")
     with pytest.raises(FloatingPointError):
         diverging.fit(X, y * 1e10, epochs=3, batch_size=32, verbose=0)
-    assert_modes_are(caller, pool)
-
     fastbp.MLPRegressor(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=200).fit(X, y)
-    assert_modes_are(caller, pool)
+    model.predict(X)
 
 
-FRESH_PROCESS = """
-import sys
-sys.path.insert(0, sys.argv[1])
-import numpy as np, fastbp
-from fastbp.kernels import fpmode
-from test_fpmode import modes_in_pool  # compiled at its first call, after the fit
+def test_every_thread_leaves_training_in_the_mode_it_entered(monkeypatch):
+    """The caller's thread is back in its own floating-point mode after every kind of fit; so
+    is a Python thread that trains (it may be a helper's parent), and fastbp's helper threads
+    are gone when the call returns."""
+    monkeypatch.setattr(scheduler, "MIN_PARALLEL_FLOPS", 0)
+    caller = mode()
+    assert_mode_is(caller)
+    before = threading.active_count()
+    fits_of_every_kind()
+    assert_mode_is(caller)
+    modes = []
 
-rng = np.random.default_rng(0)
-X = rng.standard_normal((2048, 8)).astype(np.float32)
-model = fastbp.Sequential([fastbp.Dense(32, activation="relu"), fastbp.Dense(1)], seed=0)
-model.compile(optimizer="adam", loss="mse")
-model.fit(X, X[:, 0], epochs=4, batch_size=64, verbose=0)  # Numba's pool starts in batch 1
-flushed = [int(m) & int(fpmode.FTZ_DAZ) for m in [fpmode.fp_mode(), *modes_in_pool(8)]]
-print(len(model._scheduler.samples[True]), max(flushed))  # batches timed in parallel
-"""
+    def in_a_thread():
+        entered = mode()
+        fits_of_every_kind()
+        modes.append((entered, mode()))
 
-
-@x86_only
-@pytest.mark.skipif(_threads.LAYER is None or _threads.cores() < 2,
-                    reason="no parallel training here")
-def test_threads_the_pool_starts_during_training_do_not_keep_the_flushed_mode():
-    """A thread starts in the mode of the thread that starts it: in a fresh process, the pool's
-    threads start inside the first parallel epoch, and must not start flushed."""
-    result = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(Path(__file__).parent)],
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
-    parallel_batches, flushed = map(int, result.stdout.split())
-    assert parallel_batches > 0 and flushed == 0
+    worker = threading.Thread(target=in_a_thread)
+    worker.start()
+    worker.join()
+    (entered, left), = modes
+    assert entered == left and not left & fpmode.FTZ_DAZ
+    assert threading.active_count() == before

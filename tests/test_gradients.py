@@ -9,19 +9,17 @@ compiled gradient against central differences too, at float32 precision.
 import numpy as np
 import pytest
 
-from conftest import ACTIVATION_NAMES, LOSS_NAMES, Net, dense_spec, loss_param, targets_for
+from conftest import (
+    ACTIVATION_NAMES, LOSS_NAMES, Net, dense_spec, loss_param, objective as batch_objective,
+    targets_for,
+)
 from fastbp.layers import BatchNormalization, Dense, Dropout
-from fastbp import codes
-from fastbp.kernels import train as k_train
-from fastbp.reference import train as r_train
 
 
-def objective(net, x, Y, labels, rows, sw, loss, p, module=r_train):
-    """Training-mode objective; the aux (running statistics) is reset so that every call
-    sees the same state (batch norm's output does not depend on it while training)."""
-    return module.batch_objective(x, Y, labels, rows, sw, net.ops, net.opf, net.runs,
-                                  codes.LOSSES[loss], p, net.params, net.aux.copy(), net.grads,
-                                  net.acts, net.deltas, 7, 3)
+def objective(net, x, Y, labels, rows, sw, loss, p, backend="numpy"):
+    """Training-mode objective of the rows of x as one batch (``conftest.objective``)."""
+    return batch_objective(net, x[rows], Y[rows] if len(Y) else Y, labels[rows] if len(labels)
+                           else labels, sw[rows] if len(sw) else sw, loss, p, backend)
 
 
 def central_differences(net, f, h):
@@ -99,7 +97,7 @@ def test_compiled_gradient_against_central_differences(act, loss, rng):
     net, x, Y, labels, rows, sw, p = problem(act, loss, rng, True)
     comp_net = net.astype(np.float32)
     objective(comp_net, x.astype(np.float32), Y.astype(np.float32), labels, rows,
-              sw.astype(np.float32), loss, p, module=k_train)
+              sw.astype(np.float32), loss, p, backend="numba")
     scratch = net.astype(np.float64)
 
     def f():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import (
-    ACTIVATION_NAMES, LOSS_NAMES, Net, dense_spec, loss_param, stats_row, targets_for,
+    ACTIVATION_NAMES, LOSS_NAMES, Net, dense_spec, epoch_args, loss_param, stats_row, targets_for,
 )
 from fastbp.kernels import batchnorm as k_bn
 from fastbp.kernels import dropout as k_drop
@@ -14,19 +14,21 @@ from fastbp.layout import Layout
 from fastbp.reference import batchnorm as r_bn
 from fastbp.reference import dropout as r_drop
 from fastbp.reference import schedules as r_sched
-from fastbp import codes
+from fastbp import codes, engine
 from fastbp.kernels import activations as k_act
 from fastbp.kernels import dense as k_dense
 from fastbp.kernels import fastexp as k_exp
 from fastbp.kernels import losses as k_loss
 from fastbp.kernels import optim as k_optim
-from fastbp.kernels import train as k_train
+from fastbp.kernels import network as k_net
+from fastbp.kernels import update as k_update
 from fastbp.reference import activations as r_act
 from fastbp.reference import dense as r_dense
 from fastbp.reference import fastexp as r_exp
 from fastbp.reference import losses as r_loss
 from fastbp.reference import optim as r_optim
-from fastbp.reference import train as r_train
+from fastbp.reference import network as r_net
+from fastbp.reference import update as r_update
 
 RTOL = 1e-4
 ALPHA = {"leaky_relu": 0.1, "elu": 0.7}
@@ -180,8 +182,8 @@ def test_loss_delta(act_name, loss_name, weighted, rng):
     out = z.copy()
     if not k_loss.is_fused(act, loss):
         k_act.act_forward(out, np.zeros(k, np.float32), act, alpha)
-    norm = k_train.loss_norm(rows, sw, p)
-    assert norm == pytest.approx(r_train.loss_norm(rows, sw, p))
+    norm = k_net.loss_norm(rows, sw, p)
+    assert norm == pytest.approx(r_net.loss_norm(rows, sw, p))
     comp_out, comp_delta = out.copy(), np.empty_like(out)
     comp = k_loss.loss_delta(loss, act, alpha, comp_out, Y, labels, rows, sw, p, norm, comp_delta)
     ref_out, ref_delta = f64(out), np.empty(out.shape)
@@ -381,26 +383,30 @@ def test_optimizer_update(case, clip, shards, diagnostics, rng):
     seg = np.zeros((shards, R, codes.N_SEG))
     for t in range(1, 4):
         g = rng.standard_normal((shards, P)).astype(np.float32)
-        comp_v = k_train.run_update(code, comp_p, g.copy(), comp_s, hyper, t, net.runs, 0.5,
-                                    seg.copy(), np.zeros(shards), comp_d, np.zeros(P, np.float32))
-        ref_v = r_train.run_update(code, ref_p, f64(g), ref_s, hyper, t, net.runs, 0.5,
-                                   seg.copy(), np.zeros(shards), ref_d, np.zeros(P))
+        comp_v = run_update(k_update, code, comp_p, g.copy(), comp_s, hyper, t, net.runs, 0.5,
+                            seg.copy(), comp_d, np.zeros(P, np.float32))
+        ref_v = run_update(r_update, code, ref_p, f64(g), ref_s, hyper, t, net.runs, 0.5,
+                           seg.copy(), ref_d, np.zeros(P))
         assert comp_v == pytest.approx(ref_v, rel=RTOL)
     close(comp_p, ref_p, atol=1e-5)
     close(comp_s, ref_s, atol=1e-6)
     close(comp_d, ref_d, rtol=1e-3)
     if diagnostics:
         assert comp_d[:, 0::2].sum() > 0 and comp_d[:, 1::2].sum() > 0
-    if shards > 1:  # the parallel driver computes the same bits
-        par_p, par_s = params.copy(), state.copy()
-        ser_p, ser_s = params.copy(), state.copy()
-        g = rng.standard_normal((shards, P)).astype(np.float32)
-        for p_, s_, f in [(par_p, par_s, k_train.run_update_parallel),
-                          (ser_p, ser_s, k_train.run_update)]:
-            f(code, p_, g.copy(), s_, hyper, 1, net.runs, 1.0, seg.copy(), np.zeros(shards),
-              np.zeros((shards, 0)), np.zeros(0, np.float32))
-        np.testing.assert_array_equal(par_p, ser_p)
-        np.testing.assert_array_equal(par_s, ser_s)
+
+
+def run_update(module, code, params, grads, state, hyper, t, runs, pscale, seg, diag, prev):
+    """The update of one batch as the epoch loop runs it (``epoch.run_batch``), chunk after
+    chunk: the chunks' norms first with global-norm clipping. Returns the penalty."""
+    parts = grads.shape[0]
+    clipping = hyper[codes.HP_CLIPNORM] > 0.0
+    scale = 1.0
+    if clipping:
+        norms = [module.chunk_norm(params, grads, runs, pscale, seg[c], parts, c)
+                 for c in range(parts)]
+        scale = k_optim.clip_scale(sum(norms), hyper[codes.HP_CLIPNORM])
+    return sum(module.chunk_update(code, params, grads, state, hyper, t, runs, pscale, scale,
+                                   clipping, seg[c], parts, c, diag, prev) for c in range(parts))
 
 
 @pytest.mark.parametrize("c1,c2", [(0.0, 0.0), (0.0, 0.02), (0.01, 0.0), (0.01, 0.02)])
@@ -511,6 +517,8 @@ SPECS = {
 @pytest.mark.parametrize("spec", sorted(SPECS))
 @pytest.mark.parametrize("out_loss", ["categorical_crossentropy", "squared_error"])
 def test_batch_objective_and_passes(spec, out_loss, rng):
+    """One batch through the epoch loop without a step (``NO_STEP``): the loss, penalty
+    included, its gradient, and the running statistics, compiled against the reference."""
     net = Net(5, SPECS[spec](), rng, rows=10)
     net.runs[:, codes.RUN_L1] = 1e-3
     net.runs[:, codes.RUN_L2] = 1e-2
@@ -518,21 +526,37 @@ def test_batch_objective_and_passes(spec, out_loss, rng):
     Y, labels = targets_for(out_loss, "softmax", 30, 3, rng)
     rows = rng.permutation(30)[:m].astype(np.int64)
     X = rng.standard_normal((30, 5)).astype(np.float32)
-    x = np.empty((m, 5), np.float32)
-    k_train.gather_rows(X, rows, x)
-    np.testing.assert_array_equal(x, X[rows])
+    x = np.empty((m + 3, 5), np.float32)
+    k_net.gather_rows(X, rows, x)
+    np.testing.assert_array_equal(x[:m], X[rows])
     sw = np.zeros(0, np.float32)
     p = loss_param(out_loss, 3)
-    args = (net.ops, net.opf, net.runs, codes.LOSSES[out_loss], p)
     ref_net = net.astype(np.float64)
-    comp = k_train.batch_objective(x, Y, labels, rows, sw, *args, net.params, net.aux,
-                                   net.grads, net.acts, net.deltas, 99, 5)
-    ref = r_train.batch_objective(f64(x), f64(Y), labels, rows, f64(sw), *args, ref_net.params,
-                                  ref_net.aux, ref_net.grads, ref_net.acts, ref_net.deltas, 99, 5)
-    assert comp == pytest.approx(ref, rel=RTOL)
-    close(net.grads, ref_net.grads, atol=1e-5)
-    close(net.acts, ref_net.acts, atol=1e-5)
+    comp_args, comp_buf = epoch_args(net, X, Y, labels, sw, rows, m, out_loss, p, seed=99, t=5)
+    ref_args, ref_buf = epoch_args(ref_net, f64(X), f64(Y), labels, f64(sw), rows, m, out_loss,
+                                   p, seed=99, t=5)
+    engine.get("numba").train_epoch(comp_args)
+    engine.get("numpy").train_epoch(ref_args)
+    close(comp_buf["stats"], ref_buf["stats"], rtol=RTOL)
+    close(comp_buf["grads"], ref_buf["grads"], atol=1e-5)
+    close(comp_buf["acts"], ref_buf["acts"], atol=1e-5)
     close(net.aux, ref_net.aux, atol=1e-6)  # running statistics moved the same way
+
+
+def infer(backend, net, X, chunk, threads=1, data=None, loss=-1, p=None, acc_kind=0):
+    """Outputs (data None) or the stats of ``backend.infer`` over X."""
+    n, k = len(X), net.layout.n_outputs
+    ops, acts, deltas = net.layout.buffers(chunk, threads)
+    dtype = net.params.dtype
+    acts, deltas = acts.astype(dtype), deltas.astype(dtype)
+    out = np.zeros((n if data is None else 0, k), dtype)
+    stats = stats_row(k)
+    Y, labels, sw = data if data is not None else (np.zeros((0, k), dtype),
+                                                   np.zeros(0, np.int64), np.zeros(0, dtype))
+    engine.get(backend).infer(X, Y, labels, sw, ops, net.opf, loss,
+                              p if p is not None else np.zeros(codes.N_LOSS_PARAM), acc_kind,
+                              net.params, net.aux, acts, deltas, chunk, out, stats)
+    return out if data is None else stats
 
 
 @pytest.mark.parametrize("spec", sorted(SPECS))
@@ -541,29 +565,20 @@ def test_predict_and_evaluate(spec, n, chunk, rng):
     net = Net(5, SPECS[spec](), rng, rows=chunk)
     X = rng.standard_normal((n, 5)).astype(np.float32)
     X[0] = 0.0
-    comp_out, ref_out = np.empty((n, 3), np.float32), np.empty((n, 3))
     ref_net = net.astype(np.float64)
-    k_train.predict(X, net.ops, net.opf, net.params, net.aux, net.acts[None], chunk, comp_out)
-    r_train.predict(f64(X), net.ops, net.opf, ref_net.params, ref_net.aux, ref_net.acts[None],
-                    chunk, ref_out)
+    comp_out = infer("numba", net, X, chunk)
+    ref_out = infer("numpy", ref_net, f64(X), chunk)
     close(comp_out, ref_out, atol=1e-5)
-    # cut into 3 runs of rows, serial or parallel, or one row alone: the same outputs (to the
-    # last bits BLAS's blocking may change)
-    for f in (k_train.predict, k_train.predict_parallel):
-        other = np.empty_like(comp_out)
-        f(X, net.ops, net.opf, net.params, net.aux, np.stack([net.acts] * 3), chunk, other)
-        close(other, comp_out, rtol=1e-5, atol=1e-6)
-    one = np.empty((1, 3), np.float32)
-    k_train.predict(X[-1:], net.ops, net.opf, net.params, net.aux, net.acts[None], chunk, one)
-    close(one[0], comp_out[-1], rtol=1e-5, atol=1e-6)
+    # cut into 3 runs of rows on 3 threads, or one row alone: the same outputs (to the last
+    # bits BLAS's blocking may change)
+    close(infer("numba", net, X, chunk, threads=3), comp_out, rtol=1e-5, atol=1e-6)
+    close(infer("numba", net, X[-1:], chunk)[0], comp_out[-1], rtol=1e-5, atol=1e-6)
     Y, labels = targets_for("categorical_crossentropy", "softmax", n, 3, rng, sparse=True)
     sw = rng.uniform(0.5, 1.5, n).astype(np.float32)
     p = loss_param("categorical_crossentropy", 3, norm_by_weight=1.0)
-    comp_s, ref_s = stats_row(3), stats_row(3)
-    k_train.evaluate(X, Y, labels, sw, net.ops, net.opf, codes.CATEGORICAL_CROSSENTROPY, p,
-                     codes.ACC_ARGMAX, net.params, net.aux, net.acts, net.deltas, chunk, comp_s)
-    r_train.evaluate(f64(X), f64(Y), labels, f64(sw), net.ops, net.opf,
-                     codes.CATEGORICAL_CROSSENTROPY, p, codes.ACC_ARGMAX, ref_net.params,
-                     ref_net.aux, ref_net.acts, ref_net.deltas, chunk, ref_s)
+    comp_s = infer("numba", net, X, chunk, data=(Y, labels, sw),
+                   loss=codes.CATEGORICAL_CROSSENTROPY, p=p, acc_kind=codes.ACC_ARGMAX)
+    ref_s = infer("numpy", ref_net, f64(X), chunk, data=(f64(Y), labels, f64(sw)),
+                  loss=codes.CATEGORICAL_CROSSENTROPY, p=p, acc_kind=codes.ACC_ARGMAX)
     close(comp_s, ref_s, rtol=1e-4, atol=1e-5)
     assert comp_s[codes.ST_ROWS] == pytest.approx(sw.sum(), rel=1e-6)

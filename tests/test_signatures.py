@@ -4,7 +4,7 @@ Numba compiles a callee once per tuple of argument types it meets, and a literal
 ``False`` is a type of its own, as is a variable bound to a literal (until type inference has
 seen its other assignments) and ``prange``'s index (int64 in the function, uint64 in its parallel
 body). Each would compile the callee, and everything it calls, once more: with them the cold
-start took about 110 s, without them about 70 s (``bench/system.py``). This checks the sources,
+start took about 110 s, without them about 70 s (``bench/system.py``, 2026-11). This checks the sources,
 so it holds whether or not the on-disk cache is warm.
 """
 
@@ -83,7 +83,7 @@ def literal_arguments(tree, compiled):
 def test_kernels_pass_no_literal_to_compiled_calls():
     trees = {path.name: ast.parse(path.read_text()) for path in KERNELS}
     compiled = compiled_functions(trees.values())
-    assert {"train_epoch", "forward_pass", "region_batch", "chunk_update"} <= compiled
+    assert {"train_epoch", "infer", "forward_pass", "optimizer_step"} <= compiled
     found = {name: literal_arguments(tree, compiled) for name, tree in trees.items()}
     assert {name: hits for name, hits in found.items() if hits} == {}
 

@@ -344,9 +344,11 @@ def test_top_level_names():
     assert fastbp.MLPClassifier is MLPClassifier and fastbp.MLPRegressor is MLPRegressor
 
 
-def test_partial_fit_calls_share_one_shard_scheduler():
+def test_partial_fit_calls_share_one_shard_scheduler(monkeypatch):
     """Each partial_fit is one epoch; the timings that choose parallel or serial shards carry
     over from call to call (a fresh fit starts again)."""
+    from fastbp import scheduler
+    monkeypatch.setattr(scheduler, "MIN_PARALLEL_FLOPS", 0)
     X, y = make_classification(n_samples=200, n_features=6, random_state=0)
     clf = MLPClassifier(hidden_layer_sizes=(8,), batch_size=64, random_state=0)
     for _ in range(3):

@@ -123,16 +123,12 @@ def test_full_batch_gradient_descent_matches_manual_steps(rng):
     model.build(X.shape[1])
     w0 = model.params.copy()
     model.fit(X, y, epochs=1, batch_size=20, shuffle=False)
-    from fastbp import codes
-    from fastbp.reference.train import batch_objective
-    lay = model.layout
-    ops, acts, deltas = lay.buffers(20)
-    params, grads = w0.astype(np.float64), np.zeros(lay.n_params)
-    batch_objective(X.astype(np.float64), np.zeros((0, 3)), y.astype(np.int64), np.arange(20),
-                    np.zeros(0), ops, lay.opf, lay.runs, codes.CATEGORICAL_CROSSENTROPY,
-                    model.loss.loss_param(3), params, np.zeros(0), grads,
-                    acts.astype(np.float64), deltas.astype(np.float64), 0, 0)
-    np.testing.assert_allclose(model.params, params - 0.1 * grads, rtol=1e-4, atol=1e-6)
+    from conftest import Net, objective
+    net = Net(X.shape[1], model.layers, rng, dtype=np.float64)
+    net.params[:] = w0
+    objective(net, X.astype(np.float64), np.zeros((0, 3)), y.astype(np.int64), np.zeros(0),
+              "categorical_crossentropy", model.loss.loss_param(3))
+    np.testing.assert_allclose(model.params, w0 - 0.1 * net.grads, rtol=1e-4, atol=1e-6)
 
 
 def test_same_seed_same_weights_bit_identical(rng):
@@ -181,11 +177,13 @@ def test_regression_fits_a_linear_target(rng):
 
 
 def fit_with(monkeypatch, shards, parallel, X, y, optimizer="adam"):
-    from fastbp import _threads
+    """A fit with ``shards`` shards per batch, on as many threads (``parallel``) or one."""
+    from fastbp import _threads, scheduler
     monkeypatch.setattr(_threads, "n_shards", lambda batch, max_shards=None: shards)
-    monkeypatch.setattr(_threads, "parallel", lambda s: parallel)
+    monkeypatch.setattr(scheduler, "MIN_PARALLEL_FLOPS", 0)
     model = make_model("numba", optimizer, l2=1e-3)
-    model.fit(X, y, epochs=2, batch_size=20)
+    with _threads.limit(shards if parallel else 1):
+        model.fit(X, y, epochs=2, batch_size=20)
     return model
 
 

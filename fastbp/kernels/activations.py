@@ -12,6 +12,7 @@ import numpy as np
 
 from .._jit import jit
 from .fastexp import exp_inplace, expm1_32, tanh_inplace
+from .views import flat
 from ..codes import ELU, EXP, LEAKY_RELU, LINEAR, RELU, SIGMOID, SOFTMAX, TANH
 
 _ZERO = np.float32(0.0)
@@ -74,25 +75,25 @@ def act_forward(a, bias, code, alpha):
         for i in range(m):
             for j in range(n):
                 a[i, j] += bias[j]
-        elu_inplace(a.reshape(m * n), np.float32(alpha))
+        elu_inplace(flat(a), np.float32(alpha))
     elif code == SIGMOID:  # 1 / (1 + e^-x), the exponentials vectorised over the block
         for i in range(m):
             for j in range(n):
                 a[i, j] = -(a[i, j] + bias[j])
-        flat = a.reshape(m * n)
-        exp_inplace(flat)
+        e = flat(a)
+        exp_inplace(e)
         for i in range(m * n):
-            flat[i] = _ONE / (_ONE + flat[i])
+            e[i] = _ONE / (_ONE + e[i])
     elif code == TANH:  # vectorised over the block, like the exponential
         for i in range(m):
             for j in range(n):
                 a[i, j] += bias[j]
-        tanh_inplace(a.reshape(m * n))
+        tanh_inplace(flat(a))
     elif code == EXP:
         for i in range(m):
             for j in range(n):
                 a[i, j] += bias[j]
-        exp_inplace(a.reshape(m * n))
+        exp_inplace(flat(a))
     elif code == SOFTMAX:
         softmax_rows(a, bias)
 
@@ -112,7 +113,7 @@ def softmax_rows(a, bias):
                 top = x
         for j in range(n):
             a[i, j] = a[i, j] + bias[j] - top
-    exp_inplace(a.reshape(m * n))
+    exp_inplace(flat(a))
     for i in range(m):
         total = _ZERO
         for j in range(n):

@@ -18,7 +18,7 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 from .._jit import jit
-from .fpmode import X86
+from .._platform import X86
 
 
 @intrinsic

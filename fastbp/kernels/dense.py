@@ -15,6 +15,7 @@ import numpy as np
 
 from .._jit import jit
 from .activations import act_forward
+from .views import matrix
 
 
 @jit
@@ -110,8 +111,8 @@ def dense_backward(delta, W, delta_in, scratch):
     m, n_out = delta.shape
     n_in = W.shape[0]
     if backward_by_transpose(m, n_in, n_out) and scratch.size >= m * (n_in + n_out):
-        delta_t = scratch[:n_out * m].reshape((n_out, m))
-        delta_in_t = scratch[n_out * m:(n_out + n_in) * m].reshape((n_in, m))
+        delta_t = matrix(scratch, 0, n_out, m)
+        delta_in_t = matrix(scratch, n_out * m, n_in, m)
         transpose_into(delta, delta_t)
         np.dot(W, delta_t, delta_in_t)
         transpose_into(delta_in_t, delta_in)

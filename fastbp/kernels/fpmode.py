@@ -11,23 +11,17 @@ never meets one. XLA,
 and so JAX, trains with both bits set; PyTorch offers them as ``torch.set_flush_denormal``.
 The difference to exact arithmetic is below 1.2e-38 per operation.
 
-The bits belong to a thread, and a thread starts with the mode of the thread that started
-it. A compiled entry point (in the epoch loop: each serial batch) calls ``flush_denormals``
-first and ``set_fp_mode`` with what it returned before it returns, so the caller's thread
-gets its own mode back; the body of a parallel loop does the same on whichever thread of
-Numba's pool runs it. A thread never launches a parallel loop while flushed: the pool's
-threads start at the first launch (and a new team for each new calling thread under OpenMP),
-and would keep the flushed mode for good. LLVM does not treat plain arithmetic as depending
-on the mode, so a change of mode is only sure to come before work that cannot move across
-it: loops storing into arrays and calls, which is all an entry point does between the two
-(tests/test_fpmode.py checks it).
+The bits belong to a thread. The training entry point (``epoch.train_epoch``, run by the
+caller's thread and by each of fastbp's helper threads) calls ``flush_denormals`` first and
+``set_fp_mode`` with what it returned before it returns, so every thread gets its own mode
+back. LLVM does not treat plain arithmetic as depending on the mode, so a change of mode is
+only sure to come before work that cannot move across it: loops storing into arrays and
+calls, which is all an entry point does between the two (tests/test_fpmode.py checks it).
 
 On other processors these are no-ops (the mode reads as 0).
 
 NumPy twin: none (NumPy computes denormals exactly; the tests' tolerances cover the difference).
 """
-
-import platform
 
 import numpy as np
 from llvmlite import ir
@@ -35,11 +29,10 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 from .._jit import jit
+from .._platform import X86
 
 #: MXCSR bit 15 flushes denormal results to zero, bit 6 reads denormal inputs as zero
 FTZ_DAZ = np.uint32(0x8040)
-
-X86 = platform.machine().lower() in ("x86_64", "amd64", "x86", "i386", "i686")
 
 _BYTE_PTR = ir.IntType(8).as_pointer()
 

@@ -31,6 +31,7 @@ from ..codes import (
 )
 from .activations import act_backward, sigmoid
 from .fastexp import exp_inplace
+from .views import flat
 
 _ZERO = np.float32(0.0)
 _ONE = np.float32(1.0)
@@ -77,7 +78,7 @@ def softmax_crossentropy(out, Y, labels, rows, sw, out_scale, norm, delta):
             if not sparse:
                 y_dot_s += Y[r, j] * s
         delta[i, 0] = out[i, labels[r]] if sparse else y_dot_s
-    exp_inplace(out.reshape(m * k))
+    exp_inplace(flat(out))
     total = 0.0
     for i in range(m):
         r = rows[i]

@@ -26,6 +26,7 @@ from ..codes import (
     HP_MOMENTUM, HP_NESTEROV, HP_RHO, HP_WEIGHT_DECAY, RMSPROP, RUN_L1, RUN_L2, RUN_START,
     RUN_STOP, SEG_C1, SEG_C2, SEG_RUN, SEG_START, SEG_STOP, SGD,
 )
+from .views import copy_to
 
 _ZERO = np.float32(0.0)
 _ONE = np.float32(1.0)
@@ -317,7 +318,7 @@ def optimizer_step(code, params, grads, state, hyper, t, seg, n_seg, scale, diag
             sum_shards(grads, lo, hi)
         if watch:  # the whole gradient is wanted: assemble it in grads[0] first
             value += add_penalty(w, g, c1, c2)
-            prev[lo:hi] = w
+            copy_to(w, prev[lo:hi])
             diag[DG_PER_RUN * int(seg[k, SEG_RUN])] += sum_squares(g)
             update_segment(code, w, g, g, np.bool_(False), state[0, lo:hi], state[last, lo:hi],
                            0.0, 0.0, hyper, rate, scale)

@@ -1,23 +1,34 @@
-"""Values that several threads read and write while compiled code runs.
+"""Words that several threads read and write while compiled code runs, and the barrier.
 
 * The epoch loop asks before every batch how many of fastbp's compiled calls are under way in
   the process (``fastbp._threads`` keeps the count in a one-element int64 array). A plain read
   could be kept in a register for the whole loop, since nothing in the loop writes it; an
   atomic read is made every time. On x86 it is an ordinary load: it costs nothing more.
-* The threads of one parallel region running a run of batches (``train.run_batches_parallel``)
-  meet at a barrier twice per batch: each publishes how far it got with a release store into
-  its own word of an int64 array, and reads the others' with acquire loads (what a thread
-  wrote before its store is visible to a thread whose load sees that store). Compare-and-swap
-  settles, once per region, whether each helper thread takes part.
+* The threads of one epoch (``epoch.train_epoch``) meet at a barrier twice per parallel
+  batch: each publishes how far it got with a release store into its own word of an int64
+  array, and reads the others' with acquire loads (what a thread wrote before its store is
+  visible to a thread whose load sees that store). Each word sits on its own 128-byte line,
+  so no two threads write the same line.
 
 NumPy twin: none (the reference runs no threads).
 """
 
+import sys
+
 import numpy as np
+from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 from .._jit import jit
+from .._platform import X86
+
+#: int64 words per cache line pair: one word per 128 bytes
+SY_LINE = 16
+#: a waiting thread spins this many times (a few microseconds), then gives its core away at
+#: every turn (``sched_yield``): on a machine with more runnable threads than cores, the thread
+#: it waits for may need that core
+SPINS = 1024
 
 
 def _pointer(context, builder, array_type, array, index):
@@ -65,16 +76,27 @@ def _store_release(typingctx, a, i, v):
 
 
 @intrinsic
-def _compare_and_swap(typingctx, a, i, expected, new):
-    if not (_int64_array(a) and isinstance(i, types.Integer) and expected == types.int64
-            and new == types.int64):
-        return None
-
+def _spin_hint(typingctx):
     def codegen(context, builder, signature, args):
-        pointer = _pointer(context, builder, signature.args[0], args[0], args[1])
-        pair = builder.cmpxchg(pointer, args[2], args[3], "acq_rel", "acquire")
-        return builder.extract_value(pair, 1)
-    return types.boolean(a, i, expected, new), codegen
+        if X86:  # PAUSE: tells the core this is a spin loop (less power, no memory-order flush)
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []),
+                                                "llvm.x86.sse2.pause")
+            builder.call(fn, [])
+        return context.get_dummy_value()
+    return types.void(), codegen
+
+
+@intrinsic
+def _yield_cpu(typingctx):
+    def codegen(context, builder, signature, args):
+        # a symbol of the C library, resolved when the code is loaded (cacheable, unlike an
+        # address)
+        name = "SwitchToThread" if sys.platform == "win32" else "sched_yield"
+        fn = cgutils.get_or_insert_function(builder.module,
+                                            ir.FunctionType(ir.IntType(32), []), name)
+        builder.call(fn, [])
+        return context.get_dummy_value()
+    return types.void(), codegen
 
 
 @jit(inline="always")
@@ -97,6 +119,32 @@ def store(a, i, v):
 
 
 @jit(inline="always")
-def compare_and_swap(a, i, expected, new):
-    """Atomically: if ``a[i] == expected``, set it to ``new`` and return True; else False."""
-    return _compare_and_swap(a, i, np.int64(expected), np.int64(new))
+def pause(turn):
+    """One turn of a wait loop: a spin hint (x86 PAUSE) for the first ``SPINS`` turns, then
+    the core given away (``sched_yield``)."""
+    if turn < SPINS:
+        _spin_hint()
+    else:
+        _yield_cpu()
+
+
+@jit(inline="always")
+def wait_until_changed(a, i, seen):
+    """Wait until ``a[i]`` differs from ``seen``; returns the new value (acquire)."""
+    turn = 0
+    value = load(a, i)
+    while value == seen:
+        pause(turn)
+        turn += 1
+        value = load(a, i)
+    return value
+
+
+@jit(inline="always")
+def wait_for_all(a, first, n, phase):
+    """Wait until each of the ``n`` words ``a[first + j * SY_LINE]`` has reached ``phase``."""
+    turn = 0
+    for j in range(n):
+        while load(a, first + j * SY_LINE) < phase:
+            pause(turn)
+            turn += 1

@@ -1,4 +1,4 @@
-"""fastbp against another version of itself: epoch times of two source trees, side by side.
+"""fastbp against another version of itself: epoch and predict times of two source trees.
 
     git worktree add /tmp/base <commit>
     python bench/ab.py /tmp/base . --workloads small reg --pairs 3
@@ -6,8 +6,9 @@
 Each pair runs every workload once per tree, each run in a fresh process (``peers.run_fastbp``,
 ``--epochs`` epochs, 2 threads; the first epoch, which loads or compiles the kernels, is left
 out), the two trees alternating so that a burst of load on the shared machine hits both. Prints
-each run's median epoch, then per workload the median over pairs and the ratio base / new
-(above 1: the new tree is faster). Run each tree once beforehand to fill its kernel cache.
+each run's median epoch, whole-data predict (best of 3) and one-row predict (median of 2000),
+then per workload the medians over pairs and the ratios base / new (above 1: the new tree is
+faster). Run each tree once beforehand to fill its kernel cache.
 """
 
 import argparse
@@ -24,15 +25,18 @@ tree = sys.argv[1]
 sys.path[:0] = [tree, tree + "/bench"]
 import fastbp, peers
 assert fastbp.__file__.startswith(tree), fastbp.__file__
-print(json.dumps(peers.run_fastbp(sys.argv[2], int(sys.argv[3]), 2)["epoch_s"]))
+print(json.dumps(peers.run_fastbp(sys.argv[2], int(sys.argv[3]), 2)))
 """
 
 
-def epoch_ms(tree, workload, epochs):
-    """Median epoch (ms) of one fresh-process run of ``workload`` on the fastbp in ``tree``."""
+def timings_ms(tree, workload, epochs):
+    """(median epoch, predict, one-row predict) in ms of one fresh-process run of
+    ``workload`` on the fastbp in ``tree``."""
     out = subprocess.run([sys.executable, "-c", RUN, tree, workload, str(epochs)],
                          capture_output=True, text=True, check=True)
-    return float(np.median(json.loads(out.stdout.splitlines()[-1])[1:])) * 1e3
+    run = json.loads(out.stdout.splitlines()[-1])
+    return (float(np.median(run["epoch_s"][1:])) * 1e3, run["predict_s"] * 1e3,
+            run["one_row_predict_s"] * 1e3)
 
 
 def main():
@@ -48,13 +52,17 @@ def main():
     for pair in range(args.pairs):
         for workload in args.workloads:
             for key, tree in trees.items():
-                times[workload, key].append(epoch_ms(tree, workload, args.epochs))
-                print(f"pair {pair + 1} {workload:>6} {key:>4} {times[workload, key][-1]:7.1f} ms",
-                      flush=True)
-    print("\n| workload | base ms | new ms | base / new |\n|---|---|---|---|")
+                times[workload, key].append(timings_ms(tree, workload, args.epochs))
+                epoch, whole, one = times[workload, key][-1]
+                print(f"pair {pair + 1} {workload:>6} {key:>4} epoch {epoch:7.1f} ms, predict "
+                      f"{whole:7.2f} ms, one row {one * 1e3:6.1f} us", flush=True)
+    print("\n| workload | epoch base / new ms | ratio | predict base / new ms | ratio "
+          "| one row base / new us | ratio |\n|---|---|---|---|---|---|---|")
     for workload in args.workloads:
-        base, new = (float(np.median(times[workload, k])) for k in trees)
-        print(f"| {workload} | {base:.1f} | {new:.1f} | {base / new:.2f}x |")
+        base, new = (np.median(np.array(times[workload, k]), axis=0) for k in trees)
+        cells = [f"{b * scale:.{digits}f} / {n * scale:.{digits}f} | {b / n:.2f}x"
+                 for b, n, scale, digits in zip(base, new, (1, 1, 1e3), (1, 2, 1))]
+        print(f"| {workload} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

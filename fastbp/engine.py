@@ -73,9 +73,14 @@ class NumbaBackend:
     def infer(self, X, Y, labels, sw, ops, opf, loss, loss_param, acc_kind, params, aux, acts,
               deltas, chunk, out, stats):
         """``acts`` (T, A): with T > 1 (outputs only), T threads each predict a run of rows."""
-        X, Y, labels, sw, ops, opf, loss_param = (frozen(a) for a in (X, Y, labels, sw, ops,
-                                                                     opf, loss_param))
+        X, Y, labels, sw, opf = frozen(X), frozen(Y), frozen(labels), frozen(sw), frozen(opf)
+        ops, loss_param = frozen(ops), frozen(loss_param)
         n, threads = X.shape[0], acts.shape[0]
+        if threads == 1:  # (the common one-row predict: every microsecond counts)
+            self._infer.infer(X, Y, labels, sw, 0, n, int(chunk), ops, opf, int(loss),
+                              loss_param, int(acc_kind), params, aux, acts[0], deltas[0], out,
+                              stats)
+            return
 
         def part(s, *_):
             lo, hi = split(n, threads, int(s))

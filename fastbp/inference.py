@@ -41,12 +41,16 @@ def predict(backend, layout, params, aux, X, batch_size=None):
         if n >= 2 * MIN_ROWS_PER_THREAD and backend.name == "numba" and _threads.alone():
             threads = max(1, min(_threads.get_num_threads(), n // MIN_ROWS_PER_THREAD))
         chunk = chunk_rows(layout, -(-n // threads), batch_size)
-        ops, acts, deltas = layout.buffers(chunk, threads, deltas=False)
+        ops, size = layout.tables(chunk)
+        acts = np.empty((threads, size), np.float32)
         out = np.empty((n, layout.n_outputs), np.float32)
-        # several threads of ours, or several callers: BLAS one thread each
-        with _threads.single_threaded_blas(threads > 1 or not _threads.alone()):
-            backend.infer(X, EMPTY_Y, EMPTY_LABELS, EMPTY_SW, ops, layout.opf, -1, NO_LOSS_PARAM,
-                          codes.ACC_NONE, params, aux, acts, deltas, chunk, out, NO_STATS)
+        args = (X, EMPTY_Y, EMPTY_LABELS, EMPTY_SW, ops, layout.opf, -1, NO_LOSS_PARAM,
+                codes.ACC_NONE, params, aux, acts, NO_DELTAS[:threads], chunk, out, NO_STATS)
+        if threads == 1 and _threads.alone():
+            backend.infer(*args)
+        else:  # several threads of ours, or several callers: BLAS one thread each
+            with _threads.single_threaded_blas():
+                backend.infer(*args)
         return out
 
 
@@ -71,6 +75,7 @@ EMPTY_Y = np.zeros((0, 1), np.float32)
 EMPTY_LABELS = np.zeros(0, np.int64)
 EMPTY_SW = np.zeros(0, np.float32)
 NO_LOSS_PARAM = np.zeros(codes.N_LOSS_PARAM)
+NO_DELTAS = np.zeros((256, 0), np.float32)  # a (0,) buffer per thread: unused, never written
 NO_STATS = np.zeros(codes.N_STATS)  # writable, as the stats ``evaluate`` passes: one signature
 for _a in (EMPTY_Y, EMPTY_LABELS, EMPTY_SW, NO_LOSS_PARAM):
     _a.flags.writeable = False

@@ -123,10 +123,11 @@ class Layout:
         """``(ops, size)``: the op table with buffer offsets for blocks of ``rows`` rows, and
         the length of one work buffer. Op k's output block is at ``OC_BUF``; a batch-norm op
         also keeps 1/std, the mean, then the normalised input at ``OC_XHAT``. The blocks are
-        followed by the workspace ``dense_backward`` may need (at ``OC_SCRATCH``, often empty)."""
+        followed by the workspace ``dense_backward`` may need (at ``OC_SCRATCH``, often empty).
+        ``ops`` is read-only (and kept for the next call with as many rows)."""
         cached = self._tables.get(rows)
         if cached is not None:
-            return cached[0].copy(), cached[1]
+            return cached
         ops = self.ops.copy()
         offset = 0
         scratch = 0
@@ -141,8 +142,9 @@ class Layout:
                                                          row[codes.OC_OUT]))
         ops[:, codes.OC_SCRATCH] = offset
         offset += scratch
+        ops.flags.writeable = False
         if len(self._tables) < 8:  # the few chunk sizes a model predicts with
-            self._tables[rows] = (ops.copy(), int(offset))
+            self._tables[rows] = (ops, int(offset))
         return ops, int(offset)
 
     def buffers(self, rows, threads=1, deltas=True):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from setuptools import setup
 from setuptools.command.build_py import build_py
+from setuptools.dist import Distribution
 
 
 class build_py_with_kernels(build_py):  # noqa: N801  (setuptools' command naming)
@@ -25,7 +26,10 @@ class build_py_with_kernels(build_py):  # noqa: N801  (setuptools' command namin
         build_lib = Path(self.build_lib).resolve()
         target = build_lib / "fastbp" / "_prebuilt"
         shutil.rmtree(target, ignore_errors=True)  # a previous build's kernels
-        env = dict(os.environ, PYTHONPATH=str(build_lib))
+        # the build's copy first; pip's isolated build environment is on PYTHONPATH too
+        path = [str(build_lib)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                                   if p]
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(path))
         try:
             subprocess.run([sys.executable, "-m", "fastbp._prebuild", str(target)], env=env,
                            cwd=build_lib, check=True)
@@ -34,4 +38,11 @@ class build_py_with_kernels(build_py):  # noqa: N801  (setuptools' command namin
                   f"at the first fit", file=sys.stderr)
 
 
-setup(cmdclass={"build_py": build_py_with_kernels})
+class KernelsDistribution(Distribution):
+    """A wheel tagged for this Python and platform: its kernels are compiled code for them."""
+
+    def has_ext_modules(self):
+        return True
+
+
+setup(cmdclass={"build_py": build_py_with_kernels}, distclass=KernelsDistribution)

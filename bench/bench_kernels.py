@@ -13,16 +13,17 @@ from fastbp import codes, losses
 from fastbp.kernels import activations as k_act
 from fastbp.kernels import dense as k_dense
 from fastbp.kernels import losses as k_loss
-from fastbp.kernels import train as k_train
+from fastbp.kernels import update as k_update
 from fastbp.layers import Dense
 from fastbp.layout import Layout
 from fastbp.reference import activations as r_act
 from fastbp.reference import dense as r_dense
 from fastbp.reference import losses as r_loss
-from fastbp.reference import train as r_train
+from fastbp.reference import update as r_update
 from workloads import WORKLOADS, sizes
 
-BACKENDS = {"numba": (k_act, k_dense, k_loss, k_train), "numpy": (r_act, r_dense, r_loss, r_train)}
+BACKENDS = {"numba": (k_act, k_dense, k_loss, k_update),
+            "numpy": (r_act, r_dense, r_loss, r_update)}
 #: (workload, m rows, n_in, n_out): the widest hidden layer of each workload at its batch size
 SHAPES = [(name, WORKLOADS[name][4], sizes(name)[1], sizes(name)[2]) for name in WORKLOADS]
 
@@ -116,7 +117,7 @@ def test_adam_update(benchmark, backend, workload):
     state = np.abs(state)
     hyper = np.zeros(codes.N_HYPER)
     hyper[[codes.HP_LR, codes.HP_BETA1, codes.HP_BETA2, codes.HP_EPS]] = [1e-3, 0.9, 0.999, 1e-7]
-    seg = np.zeros((1, len(layout.runs), codes.N_SEG))
-    run(benchmark, f"adam update P={P:,} ({workload})", BACKENDS[backend][3].run_update,
-        codes.ADAM, params, grads, state, hyper, 1, layout.runs, 1.0, seg, np.zeros(1),
+    seg = np.zeros((len(layout.runs), codes.N_SEG))
+    run(benchmark, f"adam update P={P:,} ({workload})", BACKENDS[backend][3].chunk_update,
+        codes.ADAM, params, grads, state, hyper, 1, layout.runs, 1.0, 1.0, False, seg, 1, 0,
         np.zeros((1, 0)), np.zeros(0, np.float32))

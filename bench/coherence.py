@@ -3,8 +3,8 @@
     python bench/coherence.py            # reg's 18,817 parameters
     python bench/coherence.py 7434       # small's
 
-Two threads run ``reps`` rounds of the two phases of a batch in fastbp's parallel region
-(``kernels/train.py``), meeting at the same spin barrier: first a stand-in for the shard (what
+Two threads run ``reps`` rounds of the two phases of a parallel batch of fastbp's epoch loop
+(``kernels/epoch.py``), meeting at the same spin barrier: first a stand-in for the shard (what
 it does to shared memory, without the arithmetic), then the real Adam update
 (``optim.update_segment``) of the thread's half of the parameters from both threads'
 gradients. Per phase, the mean cycle-counter ticks of each thread:
@@ -36,8 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fastbp.codes import ADAM  # noqa: E402
 from fastbp.kernels.clock import ticks  # noqa: E402
 from fastbp.kernels.optim import update_segment  # noqa: E402
-from fastbp.kernels.shared import load, store  # noqa: E402
-from fastbp.kernels.train import SY_LINE  # noqa: E402
+from fastbp.kernels.shared import SY_LINE, load, store  # noqa: E402
 from fastbp.optimizers import Adam  # noqa: E402
 
 MODES = {"local": 0, "other reads w": 1, "other writes g": 2, "shard": 3, "replicas": 4}

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
-import fastbp
 from fastbp import _platform
 
-PACKAGE = Path(fastbp.__file__).resolve().parent
-ROOT = PACKAGE.parent
+ROOT = Path(__file__).resolve().parent.parent  # the checkout
+PACKAGE = ROOT / "fastbp"
 
 SIGMOID_OF_ONE = """
 import numpy as np

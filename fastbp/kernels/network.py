@@ -185,7 +185,8 @@ def backward_pass(x, rows, ops, opf, params, grad, acts, deltas, seed, t):
                                grad[p + n_out:p + 2 * n_out], delta_in, k > 0)
         else:  # dropout: the same mask, applied to the gradient
             if opf[k, OF_RATE] > 0.0:
-                dropout_mask_apply(g, rows, opf[k, OF_RATE], seed, t, k, delta_in)
+                # g typed as the forward pass's input: one compiled dropout
+                dropout_mask_apply(readonly(g), rows, opf[k, OF_RATE], seed, t, k, delta_in)
             else:
                 copy_to(flat(g), flat(delta_in))
 

@@ -85,7 +85,7 @@ def readonly(typingctx, a):
     return view_type(a), codegen
 
 
-@jit
+@jit(inline="always")
 def copy_to(src, dst):
     """``dst[:] = src`` for two 1-D arrays of one length, without the shape check (and its
     error message) of NumPy-style assignment."""

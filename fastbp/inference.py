@@ -63,7 +63,7 @@ def evaluate(backend, layout, params, aux, data, loss_code, loss_param, acc_kind
         chunk = chunk_rows(layout, len(X), batch_size)
         ops, acts, deltas = layout.buffers(chunk)
         stats = np.zeros(codes.N_STATS + codes.ST_PER_OUTPUT * layout.n_outputs)
-        with _threads.single_threaded_blas(not _threads.alone()):
+        with _threads.single_threaded_blas():  # the same sums whatever BLAS's thread count
             backend.infer(X, Y, labels, sw, ops, layout.opf, loss_code, loss_param, acc_kind,
                           params, aux, acts, deltas, chunk, np.empty((0, layout.n_outputs),
                                                                      np.float32), stats)

@@ -77,7 +77,7 @@ class EpochRunner:
             # the scheduler picks parallel or serial batches by their measured cost (same
             # bits), timing a few batches the other way; the compiled loop dismisses its helper
             # threads as soon as another fit or predict is under way (checked before every
-            # batch): that caller holds a core already. BLAS stays at one thread per caller.
+            # batch): that caller holds a core already.
             alone = _threads.alone()
             threads = _threads.threads_for(self.shards) if self.threaded and alone else 1
             parallel = self.scheduler.choose()
@@ -86,7 +86,9 @@ class EpochRunner:
                 threads = 1
             replicas = self.replicas if hyper[codes.HP_CLIPNORM] <= 0.0 else None
             self.clock[codes.CK_WAY] = codes.CK_UNTIMED
-            with _threads.single_threaded_blas(threads > 1 or not alone):
+            # BLAS on one thread always: its thread count changes its sums' order, and the
+            # weights must not depend on it (nor on what other threads do)
+            with _threads.single_threaded_blas(self.backend.name == "numba"):
                 status, t, self.parallel_batches = self.backend.train_epoch(
                     self.arguments(order, stats, hyper, opt.code), threads, parallel, probe,
                     self.clock, replicas)
@@ -211,7 +213,6 @@ class FullBatchObjective:
         args = list(r.arguments(self.order, stats, self.hyper, codes.NO_STEP))
         args[16] = 0  # t: the same dropout masks at every evaluation
         threads = _threads.threads_for(r.shards) if r.threaded and _threads.alone() else 1
-        with _threads.running(), _threads.single_threaded_blas(threads > 1
-                                                               or not _threads.alone()):
+        with _threads.running(), _threads.single_threaded_blas():
             r.backend.train_epoch(tuple(args), threads, True, 0, None, None)
         return stats[0, codes.ST_LOSS] / stats[0, codes.ST_ROWS], r.buf["grads"][0]

@@ -125,7 +125,7 @@ def add_penalty(w, g, c1, c2):
     return penalty_value(w, c1, c2)
 
 
-@jit(inline="always")
+@jit
 def gradient_at(g0, g1, two, w, pen, c1, two_c2, sc, cv, i):
     """Element i's gradient as the rule sees it: shards summed (``g0[i] + g1[i]`` when ``two``),
     the penalty's gradient added (when ``pen``), scaled by the global-norm factor ``sc`` and

@@ -13,9 +13,9 @@ from . import callbacks, initializers, losses, optimizers, schedules
 from ._threads import get_num_threads, set_num_threads
 from ._validation import NonFiniteLossError, NotFittedError
 from .callbacks import History
-from .io import ModelFileError, load_model
+from .io import ModelFileError
 from .layers import Activation, BatchNormalization, Dense, Dropout
-from .model import Sequential
+from .model import Sequential, load_model
 
 __version__ = "0.1.0"
 

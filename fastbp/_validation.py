@@ -75,10 +75,49 @@ def check_float(value, name, low=None, high=None, low_open=False, high_open=Fals
     return value
 
 
+def _frame_columns(data):
+    """``[(column name, dtype)]`` of a pandas (or similar) frame or series, else None."""
+    dtypes = getattr(data, "dtypes", None)
+    if dtypes is None:
+        return None
+    if hasattr(dtypes, "items"):
+        return list(dtypes.items())
+    return [(getattr(data, "name", None), dtypes)]
+
+
+def _not_numeric_column(data, name):
+    """The error for the first column of a frame that is not plain numbers, or None."""
+    for column, dtype in _frame_columns(data) or ():
+        kind = str(dtype)
+        if kind == "category":
+            return TypeError(f"{name} must contain only numbers; column {column!r} is "
+                             f"categorical. Encode it first (for example "
+                             f"sklearn.preprocessing.OneHotEncoder, or its .cat.codes)")
+        if kind in ("Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64",
+                    "Float32", "Float64", "boolean"):
+            if hasattr(data, "isna") and bool(data[column].isna().any()
+                                               if column in getattr(data, "columns", ())
+                                               else data.isna().any()):
+                return ValueError(f"{name} must contain only finite numbers; column "
+                                  f"{column!r} (nullable dtype {kind}) holds missing values "
+                                  f"(pd.NA). Fill or drop them first")
+        elif kind in ("object", "string", "str") or kind.startswith(("datetime", "timedelta",
+                                                                      "period", "interval")):
+            return TypeError(f"{name} must contain only numbers; column {column!r} has dtype "
+                             f"{kind}")
+    return None
+
+
 def _as_numeric(data, name):
     """np.asarray with a clear TypeError for data that is not numbers."""
     if data is None:
         raise TypeError(f"{name} must be an array-like of numbers; received None")
+    if hasattr(data, "tocsr") and hasattr(data, "nnz"):  # a scipy.sparse matrix or array
+        raise TypeError(f"{name} must be a dense array-like of numbers; received a sparse "
+                        f"{type(data).__name__} of shape {data.shape}. Pass {name}.toarray()")
+    error = _not_numeric_column(data, name)
+    if error is not None:
+        raise error
     try:
         array = np.asarray(data)
     except (ValueError, TypeError) as err:  # ragged lists and the like
@@ -89,8 +128,10 @@ def _as_numeric(data, name):
             try:
                 array = array.astype(np.float64)
             except (ValueError, TypeError):
+                kinds = sorted({type(v).__name__ for v in array.flat[:1000]})
                 raise TypeError(f"{name} must contain only numbers; received an array of dtype "
-                                f"object holding {type(array.flat[0]).__name__ if array.size else 'nothing'}") from None
+                                f"object holding {', '.join(kinds) if kinds else 'nothing'}"
+                                ) from None
         else:
             raise TypeError(f"{name} must contain only numbers (bool, int or float); "
                             f"received an array of dtype {array.dtype}")

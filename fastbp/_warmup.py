@@ -37,9 +37,11 @@ def run(verbose=False, stream=None):
     time it took (to ``stream``, stderr by default). Returns the total seconds."""
     stream = sys.stderr if stream is None else stream
     total = 0.0
+    from .engine import interrupts_deferred
     for name, call in entry_points():
         start = time.perf_counter()
-        call()
+        with interrupts_deferred():
+            call()
         seconds = time.perf_counter() - start
         total += seconds
         if verbose:

@@ -14,6 +14,10 @@ kernel only reads is passed as a read-only view, whatever the caller's flags (a 
 array, a memory map, a pandas column), so each kernel is compiled once.
 """
 
+import contextlib
+import signal
+import threading
+
 import numpy as np
 
 from . import _threads, codes
@@ -35,6 +39,39 @@ def frozen(a):
     view = a.view()
     view.flags.writeable = False
     return view
+
+
+@contextlib.contextmanager
+def interrupts_deferred():
+    """Hold Ctrl-C (SIGINT) back until the block is done, then deliver it.
+
+    Numba loading or compiling a kernel is not safe to interrupt: a KeyboardInterrupt in the
+    middle left Numba's type registry broken for the rest of the process, and a burst of them
+    aborted it (double free). Only the main thread receives signals; elsewhere this does
+    nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            if previous is signal.default_int_handler or previous is None:
+                raise KeyboardInterrupt
+            if callable(previous):
+                previous(signal.SIGINT, received[-1])
+
+
+def ready(kernel, args):
+    """Compile or load ``kernel`` for ``args`` (once) with interrupts held back; the call that
+    follows then runs machine code that is already there."""
+    if not kernel.signatures:
+        import numba
+        with interrupts_deferred():
+            kernel.compile(tuple(numba.typeof(a) for a in args))
 
 
 # positions in the ``args`` of ``train_epoch`` of the arrays the kernel only reads, and of
@@ -66,6 +103,7 @@ class NumbaBackend:
         sync = np.zeros(self._epoch.sync_words(grads.shape[0]), np.int64)
         kernel_args = (np.int64(threads), *args, bool(parallel), _threads.RUNNING,
                        np.int64(probe), clock, sync, replicas)
+        ready(self._epoch.train_epoch, (np.int64(0),) + kernel_args)
         status, t, parallel_batches = _threads.run(self._epoch.train_epoch, threads,
                                                    kernel_args, sync, self._epoch.ORDER)
         return int(status), int(t), int(parallel_batches)
@@ -77,10 +115,16 @@ class NumbaBackend:
         ops, loss_param = frozen(ops), frozen(loss_param)
         n, threads = X.shape[0], acts.shape[0]
         if threads == 1:  # (the common one-row predict: every microsecond counts)
-            self._infer.infer(X, Y, labels, sw, 0, n, int(chunk), ops, opf, int(loss),
-                              loss_param, int(acc_kind), params, aux, acts[0], deltas[0], out,
-                              stats)
+            args = (X, Y, labels, sw, 0, n, int(chunk), ops, opf, int(loss), loss_param,
+                    int(acc_kind), params, aux, acts[0], deltas[0], out, stats)
+            if not self._infer.infer.signatures:
+                ready(self._infer.infer, args)
+            self._infer.infer(*args)
             return
+
+        ready(self._infer.infer, (X, Y, labels, sw, 0, n, int(chunk), ops, opf, int(loss),
+                                  loss_param, int(acc_kind), params, aux, acts[0], deltas[0],
+                                  out, stats))
 
         def part(s, *_):
             lo, hi = split(n, threads, int(s))

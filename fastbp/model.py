@@ -391,8 +391,35 @@ class Sequential:
         return self.layout.n_params
 
     def save(self, path):
-        """Save architecture, weights, compile settings and optimizer state to ``.npz``."""
-        io.save_model(self, path)
+        """Save architecture, weights, compile settings and optimizer state to ``.npz``
+        (a file name, ``.npz`` appended if missing, or a binary file object); read it back
+        with ``fastbp.load``. The format is ``fastbp.io``'s."""
+        meta = {
+            "format": io.FORMAT,
+            "version": io.VERSION,
+            "config": self.get_config(),
+            "n_features": self.n_features,
+            "compile": None,
+            "optimizer_iterations": 0,
+            "optimizer_epochs": 0,
+            "lr_factor": 1.0,
+            "classes": None if self.classes_ is None else np.asarray(self.classes_).tolist(),
+            "dropout_seed": self._dropout_seed,
+            "rng_state": self._rng.bit_generator.state,
+        }
+        state = np.zeros((0, 0), np.float32)
+        if self.loss is not None:
+            meta["compile"] = {"optimizer": self.optimizer.get_config(),
+                               "loss": self.loss.get_config(), "metrics": list(self.metrics),
+                               "backend": self.backend}
+            meta["lr_factor"] = self.optimizer.lr_factor
+            if self.optimizer.state is not None:
+                state = self.optimizer.state
+                meta["optimizer_iterations"] = int(self.optimizer.iterations)
+                meta["optimizer_epochs"] = int(self.optimizer.epochs)
+        empty = np.zeros(0, np.float32)
+        io.write(path, meta, self.params if self.params is not None else empty,
+                 self.aux if self.aux is not None else empty, state)
 
     def get_config(self):
         return {"name": self.name, "seed": self.seed,
@@ -435,3 +462,42 @@ class Sequential:
 
     def __repr__(self):
         return f"Sequential({self.layers!r})"
+
+
+def load_model(path):
+    """A model saved by ``Sequential.save`` (a file name or a binary file object).
+
+    The file is checked before anything is built (``fastbp.io.read``): sizes against the
+    architecture before any array is read, numbers after.
+
+    Raises
+    ------
+    ModelFileError
+        If the file is not a fastbp model or is damaged.
+    """
+    file = io.read(path)
+    meta = file.meta
+    try:
+        model = Sequential(file.layers, seed=meta["config"]["seed"],
+                           name=meta["config"]["name"])
+        if meta["compile"] is not None:
+            c = meta["compile"]
+            model.compile(optimizer=optimizers.get(c["optimizer"]), loss=losses.get(c["loss"]),
+                          metrics=c["metrics"], backend=c["backend"])
+            model.optimizer.lr_factor = float(meta["lr_factor"])
+        if meta["n_features"] is not None:
+            model.build(meta["n_features"])
+            model.params[:] = file.params
+            model.aux[:] = file.aux
+            model._dropout_seed = meta["dropout_seed"]
+            if file.state.size:
+                model.optimizer.state = file.state
+                model.optimizer.iterations = meta["optimizer_iterations"]
+                model.optimizer.epochs = meta["optimizer_epochs"]
+        if meta["classes"] is not None:
+            model.classes_ = np.asarray(meta["classes"])
+        model._rng.bit_generator.state = meta["rng_state"]
+    except Exception as err:  # noqa: BLE001  (checked by io.read; any rest is the file's)
+        raise io.ModelFileError(f"{path!s} is not a readable fastbp model file: "
+                                f"{type(err).__name__}: {err}") from None
+    return model

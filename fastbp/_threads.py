@@ -12,7 +12,9 @@ How many threads: ``set_num_threads(n)`` for the calling Python thread, else the
 
 import contextlib
 import os
+import signal
 import threading
+import weakref
 
 import numba
 import numpy as np
@@ -107,8 +109,10 @@ def run(kernel, n, args, sync=None, stop_word=0):
 # GIL). More threads per call would only add synchronisation, so a compiled call that is not
 # alone runs its shards one after the other: the same shards, so the same bits.
 
-_running = 0
-_running_lock = threading.Lock()
+#: the calls under way: a weak set of tokens, changed by single (atomic) set operations and no
+#: lock, so that an interrupt can neither leave a lock held nor the count wrong for good (a
+#: token whose ``__exit__`` never ran goes away with its ``with`` statement)
+_calls = weakref.WeakSet()
 #: the same count where compiled code can read it: the epoch loop reads it before every batch,
 #: so a fit that began alone runs its next batches on one thread once another call starts
 RUNNING = np.zeros(1, np.int64)
@@ -118,37 +122,31 @@ class _Running:
     """Context manager of ``running`` (a class: a generator-based one costs microseconds,
     which a one-row ``predict`` notices)."""
 
+    __slots__ = ("__weakref__",)
+
     def __enter__(self):
-        global _running
-        with _running_lock:
-            _running += 1
-            RUNNING[0] = _running
+        _calls.add(self)
+        RUNNING[0] = len(_calls)
 
     def __exit__(self, *exc):
-        global _running
-        with _running_lock:
-            _running -= 1
-            RUNNING[0] = _running
-
-
-_RUNNING = _Running()
+        _calls.discard(self)
+        RUNNING[0] = len(_calls)
 
 
 def running():
     """Count this compiled call among those under way in the process (see ``alone``)."""
-    return _RUNNING
+    return _Running()
 
 
 def alone():
     """Whether the calling compiled call is the only one under way (inside ``running``)."""
-    return _running <= 1
+    return len(_calls) <= 1
 
 
 def _after_fork_in_child():
     # calls under way in the parent's other threads do not exist in the child
-    global _running, _running_lock, _blas_lock, _blas_depth
-    _running_lock = threading.Lock()
-    _running = 0
+    global _calls, _blas_lock, _blas_depth
+    _calls = weakref.WeakSet()
     RUNNING[0] = 0
     _blas_lock = threading.Lock()
     _blas_depth = 0
@@ -183,7 +181,7 @@ def single_threaded_blas(active=True):
 @contextlib.contextmanager
 def _single_threaded_blas():
     global _blas_depth, _blas_saved
-    with _blas_lock:
+    with interrupts_deferred(), _blas_lock:
         if _blas_depth == 0:
             _blas_saved = [(c, c.get_num_threads()) for c in _controllers()]
             for c, _ in _blas_saved:
@@ -192,11 +190,45 @@ def _single_threaded_blas():
     try:
         yield
     finally:
-        with _blas_lock:
+        with interrupts_deferred(), _blas_lock:
             _blas_depth -= 1
             if _blas_depth == 0:
                 for c, n in _blas_saved:
                     c.set_num_threads(n)
+
+
+# --- Ctrl-C ------------------------------------------------------------------------------------
+
+#: how deep the main thread is in ``interrupts_deferred`` blocks (tests read it)
+deferring = 0
+
+
+@contextlib.contextmanager
+def interrupts_deferred():
+    """Hold Ctrl-C (SIGINT) back until the block is done, then deliver it.
+
+    For state that must change all at once (the hold on BLAS's threads and its lock) and for
+    Numba loading or compiling a kernel, which is not safe to interrupt: a KeyboardInterrupt
+    in the middle left Numba's type registry broken for the rest of the process, and a burst
+    of them aborted it (double free). Only the main thread receives signals; elsewhere this
+    does nothing."""
+    global deferring
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
+    deferring += 1
+    try:
+        yield
+    finally:
+        deferring -= 1
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            if previous is signal.default_int_handler or previous is None:
+                raise KeyboardInterrupt
+            if callable(previous):
+                previous(signal.SIGINT, received[-1])
 
 
 if hasattr(os, "register_at_fork"):

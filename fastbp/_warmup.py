@@ -37,7 +37,7 @@ def run(verbose=False, stream=None):
     time it took (to ``stream``, stderr by default). Returns the total seconds."""
     stream = sys.stderr if stream is None else stream
     total = 0.0
-    from .engine import interrupts_deferred
+    from ._threads import interrupts_deferred
     for name, call in entry_points():
         start = time.perf_counter()
         with interrupts_deferred():

@@ -14,10 +14,6 @@ kernel only reads is passed as a read-only view, whatever the caller's flags (a 
 array, a memory map, a pandas column), so each kernel is compiled once.
 """
 
-import contextlib
-import signal
-import threading
-
 import numpy as np
 
 from . import _threads, codes
@@ -41,36 +37,12 @@ def frozen(a):
     return view
 
 
-@contextlib.contextmanager
-def interrupts_deferred():
-    """Hold Ctrl-C (SIGINT) back until the block is done, then deliver it.
-
-    Numba loading or compiling a kernel is not safe to interrupt: a KeyboardInterrupt in the
-    middle left Numba's type registry broken for the rest of the process, and a burst of them
-    aborted it (double free). Only the main thread receives signals; elsewhere this does
-    nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if received:
-            if previous is signal.default_int_handler or previous is None:
-                raise KeyboardInterrupt
-            if callable(previous):
-                previous(signal.SIGINT, received[-1])
-
-
 def ready(kernel, args):
     """Compile or load ``kernel`` for ``args`` (once) with interrupts held back; the call that
     follows then runs machine code that is already there."""
     if not kernel.signatures:
         import numba
-        with interrupts_deferred():
+        with _threads.interrupts_deferred():
             kernel.compile(tuple(numba.typeof(a) for a in args))
 
 

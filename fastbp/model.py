@@ -220,9 +220,12 @@ class Sequential:
                     n_features=prepared[0].shape[1])
             finally:
                 self.classes_ = saved_classes
-        elif validation_split:
+        # the split draws from a copy of the model's generator, kept only if the fit goes ahead
+        rng = np.random.Generator(type(self._rng.bit_generator)())
+        rng.bit_generator.state = self._rng.bit_generator.state
+        if validation_data is None and validation_split:
             n = len(prepared[0])
-            train_rows, val_rows = data.split_rows(n, validation_split, self._rng, class_index)
+            train_rows, val_rows = data.split_rows(n, validation_split, rng, class_index)
             if len(val_rows) == 0 or len(train_rows) == 0:
                 raise ValueError(f"validation_split={validation_split} leaves "
                                  f"{len(train_rows)} training and {len(val_rows)} validation "
@@ -232,6 +235,7 @@ class Sequential:
             if prepared[3].shape[0] and prepared[3].sum() <= 0:
                 raise ValueError("the training rows left by validation_split all have weight 0")
         # everything is checked: from here on the model changes
+        self._rng.bit_generator.state = rng.bit_generator.state
         self.build(prepared[0].shape[1])
         self.classes_ = classes
         history = callbacks_module.History(

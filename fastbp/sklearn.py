@@ -40,6 +40,10 @@ from .layers import Dense, Dropout
 from .layout import Layout
 
 #: scikit-learn's activation names -> fastbp's
+#: the widest hidden layer accepted (a memory bound that names the argument, not a model size
+#: anyone trains on a CPU)
+MAX_UNITS = 1 << 24
+
 ACTIVATIONS = {"identity": "linear", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
                "leaky_relu": "leaky_relu", "elu": "elu"}
 #: fastbp's output activation -> scikit-learn's ``out_activation_``
@@ -87,8 +91,14 @@ class _BaseMLP(BaseEstimator):
     def _hidden(self):
         sizes = self.hidden_layer_sizes
         sizes = [sizes] if not hasattr(sizes, "__iter__") else list(sizes)
+        if any(isinstance(s, (bool, np.bool_)) or not isinstance(s, Integral) for s in sizes):
+            raise ValueError(f"hidden_layer_sizes must hold integers (units per hidden layer); "
+                             f"got {self.hidden_layer_sizes!r}.")
         if any(s <= 0 for s in sizes):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {sizes}.")
+        if any(s > MAX_UNITS for s in sizes):
+            raise ValueError(f"hidden_layer_sizes must hold at most {MAX_UNITS} units per "
+                             f"layer; got {sizes}.")
         acts = self.activation
         acts = [acts] * len(sizes) if isinstance(acts, str) else list(acts)
         if len(acts) != len(sizes) or any(a not in ACTIVATIONS for a in acts):
@@ -125,7 +135,10 @@ class _BaseMLP(BaseEstimator):
         dense_ops = [row for row in lay.ops if row[codes.OC_KIND] == codes.OP_DENSE]
         for i, row in enumerate(dense_ops):
             fan_in, fan_out = units[i], units[i + 1]
-            logistic = (acts[min(i, len(acts) - 1)] == "logistic")
+            # scikit-learn scales every layer by the hidden activation (the output layer too;
+            # with no hidden layer, by the activation parameter)
+            act = acts[min(i, len(acts) - 1)] if acts else self.activation
+            logistic = act == "logistic"
             bound = np.sqrt((2.0 if logistic else 6.0) / (fan_in + fan_out))
             p = row[codes.OC_PARAM]
             coef = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
@@ -190,6 +203,19 @@ class _BaseMLP(BaseEstimator):
 
     # -- fitting ---------------------------------------------------------------------------
     def _fit(self, X, y, sample_weight=None, incremental=False):
+        """Fit, all or nothing: if anything fails (bad input, memory, an interrupt) the
+        estimator's attributes are put back as they were, so a failed refit cannot leave new
+        classes beside old weights. (Weights trained in place by a warm start keep their last
+        finite values.)"""
+        before = dict(self.__dict__)
+        try:
+            return self._fit_checked(X, y, sample_weight, incremental)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    def _fit_checked(self, X, y, sample_weight, incremental):
         self._validate_params()
         self._hidden()  # check the per-layer settings before anything changes
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)

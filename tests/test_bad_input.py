@@ -282,3 +282,161 @@ def test_divergence_after_some_epochs_keeps_the_weights_of_the_last_finished_epo
     twin = make()  # same seed, same batches: stop after the epochs that finished
     twin.fit(X, y, epochs=finished, batch_size=8)
     unchanged(model, twin.get_weights())
+
+
+def model_state(model):
+    """Everything a fit may change, as comparable values."""
+    import pickle
+    return pickle.dumps((model.params, model.aux, model._rng.bit_generator.state,
+                         model.classes_, model.history, model.optimizer.state,
+                         model.optimizer.iterations, model._dropout_seed))
+
+
+@pytest.mark.parametrize("bad_fit", [
+    lambda m, X, y: m.fit(X, y, validation_split=0.999),
+    lambda m, X, y: m.fit(X, y[:-1]),
+    lambda m, X, y: m.fit(np.where(X > 1, np.nan, X), y),
+    lambda m, X, y: m.fit(X, y, sample_weight=np.zeros(len(y))),
+    lambda m, X, y: m.fit(X, y, class_weight={"no such class": 1.0}),
+    lambda m, X, y: m.fit(X, y, callbacks=[print]),
+    lambda m, X, y: m.fit(X, y, validation_data=(X[:, :2], y)),
+    lambda m, X, y: m.fit(X, np.full(len(y), 7)),  # a class the model does not have
+])
+def test_a_failed_fit_changes_nothing(bad_fit):
+    """A fit that fails on its arguments leaves the model exactly as it was: weights,
+    generator (before, validation_split=0.999 drew the split, then failed), classes, history,
+    optimizer."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 60)
+    model = fastbp.Sequential([fastbp.Dense(5, activation="relu"),
+                               fastbp.Dense(3, activation="softmax")], seed=0)
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    model.fit(X, y, epochs=1)
+    before = model_state(model)
+    with pytest.raises((ValueError, TypeError)):
+        bad_fit(model, X, y)
+    assert model_state(model) == before
+
+
+@pytest.mark.parametrize("Estimator", [fastbp.MLPClassifier, fastbp.MLPRegressor])
+def test_a_failed_refit_of_an_estimator_changes_nothing(Estimator):
+    """A refit that fails after the labels were read (new classes, then a bad sample weight)
+    leaves the fitted estimator as it was: predictions in the old labels from the old
+    weights. (Before, ``classes_`` took the new labels.)"""
+    import pickle
+
+    def state(est):  # (a layout's cache of tables for predict is no state)
+        return {k: pickle.dumps(v) for k, v in est.__dict__.items() if k != "_layout"}
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((80, 4))
+    y = rng.integers(0, 3, 80)
+    est = Estimator(hidden_layer_sizes=(8,), max_iter=3, random_state=0)
+    with pytest.warns(Warning):
+        est.fit(X, y)
+    before, layout = state(est), est._layout
+    prediction = est.predict(X)
+    with pytest.raises(ValueError):
+        est.fit(X, y + 10, sample_weight=np.ones(79))
+    with pytest.raises(ValueError):
+        est.set_params(hidden_layer_sizes=(2.5,)).fit(X, y + 10)
+    est.set_params(hidden_layer_sizes=(8,))
+    assert state(est) == before and est._layout is layout
+    np.testing.assert_array_equal(est.predict(X), prediction)
+
+
+@pytest.mark.parametrize("sizes, message", [((2.5,), "hidden_layer_sizes must hold integers"),
+                                            ((10 ** 12,), "at most"),
+                                            ((0,), "must be > 0")])
+def test_hidden_layer_sizes_are_checked_by_name(sizes, message):
+    X = np.random.default_rng(0).standard_normal((20, 3))
+    with pytest.raises(ValueError, match=message):
+        fastbp.MLPClassifier(hidden_layer_sizes=sizes).fit(X, np.arange(20) % 2)
+
+
+def test_no_hidden_layer_fits_as_scikit_learn_does():
+    """``hidden_layer_sizes=()`` is a linear (logistic) model, as in scikit-learn."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.preprocessing import StandardScaler
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    clf = fastbp.MLPClassifier(hidden_layer_sizes=(), max_iter=1000, random_state=0).fit(X, y)
+    assert clf.n_layers_ == 2 and [c.shape for c in clf.coefs_] == [(30, 1)]
+    assert clf.score(X, y) > 0.95
+
+
+def interrupted_at(step, run):
+    """Run ``run()`` with a KeyboardInterrupt raised at the ``step``-th line executed in
+    fastbp's Python code (None: not interrupted); returns the number of lines executed. Lines
+    run while fastbp holds SIGINT back (``_threads.interrupts_deferred``) are skipped: Ctrl-C
+    cannot land there."""
+    import sys
+    from fastbp import _threads
+    count = [0]
+
+    def trace(frame, event, arg):
+        if not frame.f_code.co_filename.startswith(FASTBP_DIR):
+            return None
+        if event == "line" and not _threads.deferring:
+            count[0] += 1
+            if count[0] == step:
+                raise KeyboardInterrupt
+        return trace
+    sys.settrace(trace)
+    try:
+        run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sys.settrace(None)
+    return count[0]
+
+
+FASTBP_DIR = str(__import__("pathlib").Path(fastbp.__file__).resolve().parent)
+
+
+@pytest.mark.parametrize("kind", ["sequential", "estimator"])
+def test_an_interrupt_anywhere_in_a_fit_leaves_a_usable_model(kind, tmp_path):
+    """Ctrl-C at each of 60 points spread over a fit's Python code (validation, building,
+    between epochs, in the scheduler's bookkeeping, in callbacks): the model still predicts,
+    saves or pickles, and fits again."""
+    import pickle
+    import warnings
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 5)).astype(np.float32)
+    y = (X[:, 0] > X[:, 1]).astype(int)
+
+    def make():
+        if kind == "estimator":
+            return fastbp.MLPClassifier(hidden_layer_sizes=(8,), max_iter=3, random_state=0,
+                                        batch_size=32)
+        model = fastbp.Sequential([fastbp.Dense(8, activation="relu"),
+                                   fastbp.Dense(2, activation="softmax")], seed=0)
+        model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    def fit(model):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if kind == "estimator":
+                model.fit(X, y)
+            else:
+                model.fit(X, y, epochs=3, batch_size=32, validation_split=0.2)
+
+    fitted = make()
+    fit(fitted)
+    total = interrupted_at(None, lambda: fit(fitted))
+    assert total > 100
+    for step in np.unique(np.linspace(1, total, 60).astype(int)):
+        for model in (make(), fitted):  # a first fit, and a refit
+            interrupted_at(step, lambda: fit(model))
+            if kind == "estimator" and not hasattr(model, "coefs_"):
+                continue  # interrupted before anything was fitted: nothing to use yet
+            if kind == "sequential" and not model.built:
+                continue
+            assert model.predict(X).shape[0] == len(X)
+            pickle.loads(pickle.dumps(model))
+            if kind == "sequential":
+                model.save(tmp_path / "m.npz")
+                fastbp.load(tmp_path / "m.npz")
+            fit(model)

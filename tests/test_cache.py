@@ -169,7 +169,7 @@ def test_the_build_has_what_compiling_the_kernels_needs():
 
 INTERRUPTED_LOAD = """
 import os, signal, threading, time, numpy as np, numba, fastbp
-from fastbp import engine
+from fastbp import _threads, engine
 original = engine.ready
 sent = []
 
@@ -181,7 +181,7 @@ def noisy_ready(kernel, args):  # a burst of Ctrl-C while the kernel loads
             os.kill(os.getpid(), signal.SIGINT)
             sent.append(1)
             time.sleep(0.0005)
-    with engine.interrupts_deferred():
+    with _threads.interrupts_deferred():
         thread = threading.Thread(target=burst)
         thread.start()
         try:

@@ -148,7 +148,7 @@ def test_a_call_starting_mid_epoch_turns_the_remaining_batches_serial(monkeypatc
     inside = threading.Event()
 
     def another_call():  # as a predict in another thread would: counted while it runs
-        while _threads._running == 0:
+        while len(_threads._calls) == 0:
             time.sleep(1e-4)
         time.sleep(0.005)
         with _threads.running():
@@ -360,3 +360,82 @@ def test_threads_give_the_bits_of_one_thread(monkeypatch):
     assert isinstance(one_history, str) and "batch" in one_history
     # every batch of the two-thread epochs that did not diverge ran on both threads
     assert sum(threads == 2 and batches == 41 for threads, _, _, batches, _ in epochs) == 12
+
+
+FORKED = """
+import multiprocessing, warnings, numpy as np, joblib, fastbp
+from fastbp import MLPClassifier
+fastbp.scheduler.MIN_PARALLEL_FLOPS = 0  # threads in the parent and in every child
+warnings.simplefilter("ignore")
+rng = np.random.default_rng(0)
+X = rng.standard_normal((800, 6)).astype(np.float32)
+y = (X[:, 0] * X[:, 1] > 0).astype(int)
+
+def job(seed):
+    return MLPClassifier(hidden_layer_sizes=(32,), random_state=seed, max_iter=5,
+                         batch_size=64).fit(X, y).score(X, y)
+
+parent = job(0)  # the parent trains on its threads first
+with multiprocessing.get_context("fork").Pool(2) as pool:
+    forked = pool.map(job, [0, 1, 2])
+joblib_scores = joblib.Parallel(n_jobs=2, backend="multiprocessing")(
+    joblib.delayed(job)(seed) for seed in [0, 3])
+print(forked[0] == parent and joblib_scores[0] == parent, len(forked) + len(joblib_scores))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_forked_workers_train_after_the_parent_did():
+    """The parent fits on its threads, then a fork pool and joblib's "multiprocessing" backend
+    fit in children: every child trains (same result as the parent for the same seed), none
+    hangs. (With Numba's OpenMP pool, each child aborted: "fork() called from a process
+    already using GNU OpenMP", and the pool never returned.)"""
+    result = subprocess.run([sys.executable, "-c", FORKED], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "5"], result.stdout
+
+
+SAME_BITS = """
+import hashlib, sys, threading, numpy as np, fastbp
+rng = np.random.default_rng(0)
+X = rng.standard_normal((3000, 64)).astype(np.float32)
+y = (X[:, :8].sum(axis=1) > 0).astype(int) + (X[:, 8] > 0)
+
+def fit():
+    model = fastbp.Sequential([fastbp.Dense(256, activation="relu"),
+                               fastbp.Dense(256, activation="relu"),
+                               fastbp.Dense(3, activation="softmax")], seed=0)
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    model.fit(X, y, epochs=3, batch_size=256)
+    return hashlib.sha256(model.params.tobytes()).hexdigest()
+
+digests = [fit()]
+if sys.argv[1] == "threads":  # three fits at once from Python threads
+    out = []
+    workers = [threading.Thread(target=lambda: out.append(fit())) for _ in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    digests += out
+print(*digests)
+"""
+
+
+@pytest.mark.skipif(_threads.n_shards(256) < 2, reason="one shard here")
+def test_a_256_256_network_has_the_same_bits_whatever_the_threads():
+    """The same fit with the default threads, with one thread, with BLAS held to one thread by
+    its own variable, and three at once in Python threads: the same weights, bit for bit.
+    (Before, BLAS's own thread count leaked into the sums: up to 6.6e-7 apart.)"""
+    runs = {"default": {}, "one thread": {"NUMBA_NUM_THREADS": "1"},
+            "OpenBLAS one thread": {"OPENBLAS_NUM_THREADS": "1"},
+            "OpenBLAS four threads": {"OPENBLAS_NUM_THREADS": "4"}}
+    digests = set()
+    for name, env in runs.items():
+        result = subprocess.run([sys.executable, "-c", SAME_BITS, "threads" if name == "default"
+                                 else "alone"], capture_output=True, text=True, timeout=600,
+                                env={**os.environ, **env})
+        assert result.returncode == 0, result.stderr
+        digests.update(result.stdout.split())
+    assert len(digests) == 1, digests

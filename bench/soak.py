@@ -140,6 +140,7 @@ def main():
     if any(t.is_alive() for t in threads):
         errors.append("a worker did not finish within 120 s of the stop")
     rounds = sum(v for k, v in stats.items() if k != "SIGINT sent")
+    memory = memory or [rss_mib()]
     first = float(np.median(memory[5:15])) if len(memory) > 20 else memory[0]
     last = float(np.median(memory[-10:]))
     lines = [f"Soak test, {time.strftime('%Y-%m-%d')} (`python bench/soak.py --minutes "

@@ -3,9 +3,10 @@
     python -m fastbp._prebuild DIRECTORY
 
 run by the build (``setup.py``) with the package being built first on ``sys.path``: compiles
-the two entry points (``fastbp._warmup``) into ``DIRECTORY`` (``<build>/fastbp/_prebuilt``),
-filed under the sources' hash like any cache entry (``fastbp._cache``), and keeps only the
-entry points' files (what a caller loads; their callees are linked into them).
+(or loads from the user's cache: a rebuild of the same sources compiles nothing) the two entry
+points (``fastbp._warmup``) and puts their files into ``DIRECTORY``
+(``<build>/fastbp/_prebuilt``), filed under the sources' hash like any cache entry
+(``fastbp._cache``): what a caller loads (their callees are linked into them).
 
 On x86-64 the code is compiled for the portable baseline ``x86-64-v3`` (AVX2, FMA; the host's
 wider vectors, such as AVX-512, are not used), so the wheel serves any processor of the last
@@ -16,6 +17,7 @@ install on that machine. Set ``FASTBP_PREBUILD=0`` to build without kernels.
 
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -37,12 +39,27 @@ def target_environment():
 
 
 def compile_into(directory, env_extra):
-    """Run ``fastbp.warmup`` in a fresh process whose cache is ``directory``."""
-    env = dict(os.environ, FASTBP_CACHE_DIR=str(directory), FASTBP_QUIET_COMPILE="1",
-               **env_extra)
-    env.pop("NUMBA_CACHE_DIR", None)
-    code = "import fastbp; fastbp.warmup(verbose=True)"
-    subprocess.run([sys.executable, "-c", code], env=env, check=True)
+    """Run ``fastbp.warmup`` in a fresh process and copy the entry points' cache files into
+    ``directory/<source hash>``. The process uses the user's cache (entries are keyed by the
+    target CPU, so portable ones sit beside the host's), so that building a wheel of the same
+    sources again compiles nothing; where that cache is not writable, ``directory`` itself."""
+    code = ("import fastbp, fastbp._cache as c; fastbp.warmup(verbose=True); "
+            "print(c.user_dir() or '')")
+    env = dict(os.environ, FASTBP_QUIET_COMPILE="1", **env_extra)
+    result = subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                            stdout=subprocess.PIPE, text=True)
+    lines = result.stdout.strip().splitlines()
+    print("\n".join(lines[:-1]))
+    source = Path(lines[-1]) if lines and lines[-1] else None
+    if source is None or not source.is_dir():  # nowhere to cache: compile into the package
+        env["FASTBP_CACHE_DIR"] = str(directory)
+        subprocess.run([sys.executable, "-c", code], env=env, check=True)
+        return
+    target = Path(directory) / source.name
+    target.mkdir(parents=True, exist_ok=True)
+    for path in source.iterdir():
+        if path.is_file() and path.name.startswith(ENTRY_POINTS):
+            shutil.copyfile(path, target / path.name)
 
 
 def keep_entry_points(directory):

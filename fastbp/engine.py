@@ -82,7 +82,8 @@ class NumbaBackend:
 
     def infer(self, X, Y, labels, sw, ops, opf, loss, loss_param, acc_kind, params, aux, acts,
               deltas, chunk, out, stats):
-        """``acts`` (T, A): with T > 1 (outputs only), T threads each predict a run of rows."""
+        """``acts`` (T, A): with T > 1 (outputs only), T threads each predict a run of whole
+        chunks of ``chunk`` rows."""
         X, Y, labels, sw, opf = frozen(X), frozen(Y), frozen(labels), frozen(sw), frozen(opf)
         ops, loss_param = frozen(ops), frozen(loss_param)
         n, threads = X.shape[0], acts.shape[0]
@@ -98,8 +99,11 @@ class NumbaBackend:
                                   loss_param, int(acc_kind), params, aux, acts[0], deltas[0],
                                   out, stats))
 
-        def part(s, *_):
-            lo, hi = split(n, threads, int(s))
+        chunks = -(-n // chunk)
+
+        def part(s, *_):  # thread s: a run of whole chunks
+            first, last = split(chunks, threads, int(s))
+            lo, hi = first * chunk, min(last * chunk, n)
             self._infer.infer(X, Y, labels, sw, lo, hi, int(chunk), ops, opf, int(loss),
                               loss_param, int(acc_kind), params, aux, acts[s], deltas[s], out,
                               stats)
@@ -126,10 +130,12 @@ class NumpyBackend:
     def infer(self, X, Y, labels, sw, ops, opf, loss, loss_param, acc_kind, params, aux, acts,
               deltas, chunk, out, stats):
         n, threads = X.shape[0], acts.shape[0]
-        for s in range(threads):
-            lo, hi = split(n, threads, s)
-            self._infer.infer(X, Y, labels, sw, lo, hi, chunk, ops, opf, loss, loss_param,
-                              acc_kind, params, aux, acts[s], deltas[s], out, stats)
+        chunks = -(-n // chunk)
+        for s in range(threads):  # as the compiled backend's threads: runs of whole chunks
+            first, last = split(chunks, threads, s)
+            self._infer.infer(X, Y, labels, sw, first * chunk, min(last * chunk, n), chunk,
+                              ops, opf, loss, loss_param, acc_kind, params, aux, acts[s],
+                              deltas[s], out, stats)
 
     def penalty(self, params, runs, scale):
         return self._optim.penalty(params, np.zeros_like(params), runs, scale)

@@ -1,9 +1,10 @@
 """Predictions and evaluations for any front end: chunks, threads and buffers around the
 compiled ``infer``.
 
-The rows are split into one run per thread, each predicted a chunk at a time with BLAS sgemm
-(held to one thread inside fastbp's own threads). A row's outputs can differ in the last bits
-with the thread count or the chunk size, never by more than float32 rounding.
+The rows are cut into chunks (their size depends on the rows and the network only) and each
+thread predicts a run of whole chunks with BLAS sgemm (held to one thread inside fastbp's own
+threads): a row's outputs do not depend on the thread count. They can differ in the last bits
+with the chunk a row falls in (the rows beside it), never by more than float32 rounding.
 """
 
 import numpy as np
@@ -37,10 +38,13 @@ def predict(backend, layout, params, aux, X, batch_size=None):
     """Outputs (n, k) float32 of the network for the checked float32 rows ``X`` (n, s0)."""
     with _threads.running():
         n = len(X)
+        # the chunks depend on the rows and the network only, and each thread takes whole
+        # chunks: a row's outputs do not depend on the thread count
+        chunk = chunk_rows(layout, n, batch_size)
         threads = 1
         if n >= 2 * MIN_ROWS_PER_THREAD and backend.name == "numba" and _threads.alone():
-            threads = max(1, min(_threads.get_num_threads(), n // MIN_ROWS_PER_THREAD))
-        chunk = chunk_rows(layout, -(-n // threads), batch_size)
+            threads = max(1, min(_threads.get_num_threads(), n // MIN_ROWS_PER_THREAD,
+                                 -(-n // chunk)))
         ops, size = layout.tables(chunk)
         acts = np.empty((threads, size), np.float32)
         out = np.empty((n, layout.n_outputs), np.float32)

@@ -439,3 +439,22 @@ def test_a_256_256_network_has_the_same_bits_whatever_the_threads():
         assert result.returncode == 0, result.stderr
         digests.update(result.stdout.split())
     assert len(digests) == 1, digests
+
+
+def test_predictions_do_not_depend_on_the_thread_count():
+    """A row's outputs are the same bits with 1, 2 or 3 threads and while another call is
+    under way (each thread predicts whole chunks, and the chunks depend on the rows only)."""
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((5000, 30)).astype(np.float32)
+    model = fastbp.Sequential([fastbp.Dense(64, activation="relu"),
+                               fastbp.Dense(3, activation="softmax")], seed=0)
+    model.compile(loss="categorical_crossentropy")
+    model.fit(X[:100], rng.integers(0, 3, 100), epochs=1)
+    outputs = []
+    for threads in (1, 2, 3):
+        with _threads.limit(threads):
+            outputs.append(model.predict(X))
+    with _threads.running():  # as if another fit were under way: one thread
+        outputs.append(model.predict(X))
+    for other in outputs[1:]:
+        np.testing.assert_array_equal(other, outputs[0])

@@ -151,6 +151,8 @@ def main():
              f"{interrupted} |",
              f"| resident memory: after warm-up / at the end / peak | {first:.0f} / {last:.0f} / "
              f"{max(memory):.0f} MiB |",
+             "| resident memory at each minute | " +
+             ", ".join(f"{m:.0f}" for m in memory[::60]) + " MiB |",
              f"| errors | {len(errors)} |"]
     lines += [f"\n{e}" for e in errors[:10]]
     text = "\n".join(lines) + "\n"

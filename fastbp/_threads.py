@@ -14,7 +14,6 @@ import contextlib
 import os
 import signal
 import threading
-import weakref
 
 import numba
 import numpy as np
@@ -109,10 +108,10 @@ def run(kernel, n, args, sync=None, stop_word=0):
 # GIL). More threads per call would only add synchronisation, so a compiled call that is not
 # alone runs its shards one after the other: the same shards, so the same bits.
 
-#: the calls under way: a weak set of tokens, changed by single (atomic) set operations and no
-#: lock, so that an interrupt can neither leave a lock held nor the count wrong for good (a
-#: token whose ``__exit__`` never ran goes away with its ``with`` statement)
-_calls = weakref.WeakSet()
+#: the calls under way: a set of tokens (the ids of ``_Running`` objects), changed by single
+#: (atomic) set operations and no lock, so that an interrupt can neither leave a lock held nor
+#: the count wrong for good (a token whose ``__exit__`` never ran leaves with its object)
+_calls = set()
 #: the same count where compiled code can read it: the epoch loop reads it before every batch,
 #: so a fit that began alone runs its next batches on one thread once another call starts
 RUNNING = np.zeros(1, np.int64)
@@ -122,15 +121,20 @@ class _Running:
     """Context manager of ``running`` (a class: a generator-based one costs microseconds,
     which a one-row ``predict`` notices)."""
 
-    __slots__ = ("__weakref__",)
+    __slots__ = ()
 
     def __enter__(self):
-        _calls.add(self)
+        _calls.add(id(self))
         RUNNING[0] = len(_calls)
 
     def __exit__(self, *exc):
-        _calls.discard(self)
+        _calls.discard(id(self))
         RUNNING[0] = len(_calls)
+
+    def __del__(self):
+        if id(self) in _calls:  # an interrupt came between __enter__ and the with block
+            _calls.discard(id(self))
+            RUNNING[0] = len(_calls)
 
 
 def running():
@@ -145,8 +149,8 @@ def alone():
 
 def _after_fork_in_child():
     # calls under way in the parent's other threads do not exist in the child
-    global _calls, _blas_lock, _blas_depth
-    _calls = weakref.WeakSet()
+    global _blas_lock, _blas_depth
+    _calls.clear()
     RUNNING[0] = 0
     _blas_lock = threading.Lock()
     _blas_depth = 0

@@ -37,13 +37,19 @@ def frozen(a):
     return view
 
 
+_ready = set()
+
+
 def ready(kernel, args):
-    """Compile or load ``kernel`` for ``args`` (once) with interrupts held back; the call that
-    follows then runs machine code that is already there."""
-    if not kernel.signatures:
-        import numba
-        with _threads.interrupts_deferred():
-            kernel.compile(tuple(numba.typeof(a) for a in args))
+    """Compile or load ``kernel`` for ``args`` (once per process) with interrupts held back;
+    the call that follows then runs machine code that is already there. (A set of names, not
+    ``kernel.signatures``, which costs 15 microseconds to build.)"""
+    if kernel.__name__ in _ready:
+        return
+    import numba
+    with _threads.interrupts_deferred():
+        kernel.compile(tuple(numba.typeof(a) for a in args))
+    _ready.add(kernel.__name__)
 
 
 # positions in the ``args`` of ``train_epoch`` of the arrays the kernel only reads, and of
@@ -90,8 +96,7 @@ class NumbaBackend:
         if threads == 1:  # (the common one-row predict: every microsecond counts)
             args = (X, Y, labels, sw, 0, n, int(chunk), ops, opf, int(loss), loss_param,
                     int(acc_kind), params, aux, acts[0], deltas[0], out, stats)
-            if not self._infer.infer.signatures:
-                ready(self._infer.infer, args)
+            ready(self._infer.infer, args)
             self._infer.infer(*args)
             return
 

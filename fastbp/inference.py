@@ -42,7 +42,8 @@ def predict(backend, layout, params, aux, X, batch_size=None):
         # chunks: a row's outputs do not depend on the thread count
         chunk = chunk_rows(layout, n, batch_size)
         threads = 1
-        if n >= 2 * MIN_ROWS_PER_THREAD and backend.name == "numba" and _threads.alone():
+        alone = _threads.alone()
+        if n >= 2 * MIN_ROWS_PER_THREAD and backend.name == "numba" and alone:
             threads = max(1, min(_threads.get_num_threads(), n // MIN_ROWS_PER_THREAD,
                                  -(-n // chunk)))
         ops, size = layout.tables(chunk)
@@ -50,7 +51,7 @@ def predict(backend, layout, params, aux, X, batch_size=None):
         out = np.empty((n, layout.n_outputs), np.float32)
         args = (X, EMPTY_Y, EMPTY_LABELS, EMPTY_SW, ops, layout.opf, -1, NO_LOSS_PARAM,
                 codes.ACC_NONE, params, aux, acts, NO_DELTAS[:threads], chunk, out, NO_STATS)
-        if threads == 1 and _threads.alone():
+        if threads == 1 and alone:
             backend.infer(*args)
         else:  # several threads of ours, or several callers: BLAS one thread each
             with _threads.single_threaded_blas():

@@ -164,6 +164,21 @@ class _BaseMLP(BaseEstimator):
                 self.validation_scores_ = None
                 self.best_validation_score_ = None
 
+    def _adopt(self, n_features, out_units, out_act):
+        """Continue from public fitted attributes alone (``coefs_``, ``intercepts_`` and what
+        else scikit-learn's own tests set by hand): the network they describe, their weights
+        copied into a parameter vector, every other fitted attribute at its value or its
+        fresh one."""
+        coefs, intercepts = list(self.coefs_), list(self.intercepts_)
+        keep = {name: getattr(self, name) for name in (
+            "n_iter_", "t_", "loss_curve_", "best_loss_", "_no_improvement_count",
+            "validation_scores_", "best_validation_score_") if hasattr(self, name)}
+        self._initialize(n_features, out_units, out_act)
+        self._random_state = check_random_state(self.random_state)  # as if nothing was drawn
+        self.coefs_, self.intercepts_ = coefs, intercepts
+        self._sync()
+        self.__dict__.update(keep)
+
     def _link(self):
         """Make ``coefs_`` and ``intercepts_`` views into the flat parameter vector."""
         coefs, intercepts = [], []
@@ -196,23 +211,26 @@ class _BaseMLP(BaseEstimator):
 
     # -- data -----------------------------------------------------------------------------
     def _validate_X(self, X, reset):
+        """X checked as scikit-learn checks it: a float64 or float32 array (the kernels then
+        take it as float32; outputs come back in its dtype, as scikit-learn's do)."""
         if not reset and _passes_checks(self, X):
-            return _as_float32(X)
-        X = validate_data(self, X, reset=reset, dtype=(np.float64, np.float32))
-        return _as_float32(X)
+            return X
+        return validate_data(self, X, reset=reset, dtype=(np.float64, np.float32))
 
     # -- fitting ---------------------------------------------------------------------------
-    def _fit(self, X, y, sample_weight=None, incremental=False):
+    def _fit(self, X, y, sample_weight=None, incremental=False, before=None):
         """Fit, all or nothing: if anything fails (bad input, memory, an interrupt) the
         estimator's attributes are put back as they were, so a failed refit cannot leave new
         classes beside old weights. (Weights trained in place by a warm start keep their last
-        finite values.)"""
-        before = dict(self.__dict__)
+        finite values.) ``before``: a first step inside the same transaction."""
+        saved = dict(self.__dict__)
         try:
+            if before is not None:
+                before()
             return self._fit_checked(X, y, sample_weight, incremental)
         except BaseException:
             self.__dict__.clear()
-            self.__dict__.update(before)
+            self.__dict__.update(saved)
             raise
 
     def _fit_checked(self, X, y, sample_weight, incremental):
@@ -228,6 +246,8 @@ class _BaseMLP(BaseEstimator):
         out_units, out_act = self._output(Y, labels)
         if first_pass:
             self._initialize(X.shape[1], out_units, out_act)
+        elif not hasattr(self, "_params"):  # fitted attributes set by hand
+            self._adopt(X.shape[1], out_units, out_act)
         else:
             self._sync()
         data = (X, Y, labels, sw)
@@ -409,12 +429,15 @@ class _BaseMLP(BaseEstimator):
 
     # -- prediction --------------------------------------------------------------------------
     def _forward(self, X):
-        """Validated X -> outputs (n_samples, n_outputs), float32."""
+        """Validated X -> ``(outputs float32 (n_samples, n_outputs), dtype)``: the dtype the
+        results go back in, X's float dtype after scikit-learn's checks (float32 for float32
+        input, else float64), as scikit-learn's estimators return them."""
         check_is_fitted(self)
         self._sync()
         X = self._validate_X(X, reset=False)
         with _threads.limit(self.n_threads):
-            return self._outputs(X)
+            out = self._outputs(_as_float32(X))
+        return out, (np.float32 if X.dtype == np.float32 else np.float64)
 
     def _outputs(self, X):
         """Outputs for an already checked float32 X."""
@@ -653,30 +676,34 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over the given data; ``classes`` is required on the first call."""
-        if _check_partial_fit_first_call(self, classes):
-            self._label_binarizer = LabelBinarizer()
-            if type_of_target(y).startswith("multilabel"):
-                self._label_binarizer.fit(y)
-            else:
-                self._label_binarizer.fit(classes)
-        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+        def first_call():
+            if _check_partial_fit_first_call(self, classes):
+                self._label_binarizer = LabelBinarizer()
+                if type_of_target(y).startswith("multilabel"):
+                    self._label_binarizer.fit(y)
+                else:
+                    self._label_binarizer.fit(classes)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True, before=first_call)
 
     def predict(self, X):
         """Predicted class labels, shape (n_samples,) or (n_samples, n_classes) (multilabel)."""
-        return self._labels(self._forward(X))
+        return self._labels(self._forward(X)[0])
 
     def predict_proba(self, X):
-        """Class probabilities (n_samples, n_classes), ordered as ``classes_``."""
-        out = self._forward(X).astype(np.float64)
+        """Class probabilities (n_samples, n_classes), ordered as ``classes_``, in X's float
+        dtype (float32 for float32 input, else float64)."""
+        out, dtype = self._forward(X)
         if self.n_outputs_ == 1:
             out = out.ravel()
-            return np.vstack([1 - out, out]).T
-        return out
+            out = np.vstack([1 - out, out]).T  # in float32: the same bits for every input
+        return out.astype(dtype, copy=False)
 
     def predict_log_proba(self, X):
-        """``log(predict_proba(X))``."""
+        """``log(predict_proba(X))``; a probability that underflowed to 0 gives -inf, without
+        a warning (scikit-learn's float64 rarely underflows; fastbp computes in float32)."""
         proba = self.predict_proba(X)
-        return np.log(proba, out=proba)
+        with np.errstate(divide="ignore"):
+            return np.log(proba, out=proba)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -779,6 +806,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def predict(self, X):
-        """Predicted targets, shape (n_samples,) or (n_samples, n_outputs)."""
-        out = self._forward(X)
+        """Predicted targets, shape (n_samples,) or (n_samples, n_outputs), in X's float
+        dtype (float32 for float32 input, else float64)."""
+        out, dtype = self._forward(X)
+        out = out.astype(dtype, copy=False)
         return out.ravel() if self.n_outputs_ == 1 else out

@@ -358,3 +358,53 @@ def test_partial_fit_calls_share_one_shard_scheduler(monkeypatch):
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf.set_params(max_iter=2).fit(X, y)
     assert clf._scheduler.epoch == 2
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_outputs_come_back_in_the_inputs_float_dtype(dtype):
+    """As scikit-learn's estimators: float32 input gives float32 predictions and
+    probabilities, float64 (and lists, ints) float64; the values are the same float32
+    computation either way."""
+    X, y = digits()
+    X = X[:200].astype(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X, y[:200])
+        reg = MLPRegressor(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X, y[:200])
+    assert clf.predict_proba(X).dtype == dtype and reg.predict(X).dtype == dtype
+    assert clf.predict_proba(X.tolist()).dtype == np.float64
+    np.testing.assert_array_equal(reg.predict(X.astype(np.float32)).astype(np.float64),
+                                  reg.predict(X.astype(np.float64)))
+
+
+def test_predict_log_proba_of_an_underflowed_probability_is_minus_inf_without_warning():
+    X = np.array([[0.0], [1.0]] * 20)
+    y = np.array([0, 1] * 20)
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+    clf.coefs_[-1][:] = 500.0  # probabilities of exactly 0 and 1 in float32
+    log_proba = clf.predict_log_proba(X)  # the suite turns warnings into errors
+    assert np.isneginf(log_proba).any() and not np.isnan(log_proba).any()
+
+
+def test_partial_fit_from_public_fitted_attributes_alone():
+    """scikit-learn's own worked example (test_mlp.py::test_fit) sets ``coefs_``,
+    ``intercepts_`` and a few counters by hand and calls ``partial_fit``: one SGD step from
+    exactly those weights (the expected values are scikit-learn's)."""
+    X = np.array([[0.6, 0.8, 0.7]])
+    mlp = MLPClassifier(solver="sgd", learning_rate_init=0.1, alpha=0.1, activation="logistic",
+                        random_state=1, max_iter=1, hidden_layer_sizes=2, momentum=0)
+    mlp.coefs_ = [np.array([[0.1, 0.2], [0.3, 0.1], [0.5, 0]]), np.array([[0.1], [0.2]])]
+    mlp.intercepts_ = [np.array([0.1, 0.1]), np.array([1.0])]
+    mlp.n_outputs_, mlp.n_features_in_, mlp.n_iter_, mlp.n_layers_ = 1, 3, 0, 3
+    mlp.out_activation_, mlp.t_, mlp.best_loss_, mlp.loss_curve_ = "logistic", 0, np.inf, []
+    mlp._no_improvement_count = 0
+    mlp.partial_fit(X, np.array([0]), classes=[0, 1])
+    np.testing.assert_allclose(mlp.coefs_[0], [[0.098, 0.195756], [0.2956664, 0.096008],
+                                               [0.4939998, -0.002244]], atol=1e-3)
+    np.testing.assert_allclose(mlp.coefs_[1], [[0.04706], [0.154089]], atol=1e-3)
+    np.testing.assert_allclose(mlp.intercepts_[0], [0.098333, 0.09626], atol=1e-3)
+    np.testing.assert_allclose(mlp.intercepts_[1], [0.9235], atol=1e-3)
+    assert mlp.predict_proba(X)[0, 1] == pytest.approx(0.739, abs=1e-3)

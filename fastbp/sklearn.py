@@ -296,7 +296,10 @@ class _BaseMLP(BaseEstimator):
         X, Y, labels, sw = data
         val = None
         if self.early_stopping:
-            stratify = class_index if (self._is_classifier() and self.n_outputs_ == 1) else None
+            # stratified as scikit-learn does: for one output only, by its (n, 1) boolean
+            # column (the same split; its errors name the classes 'True' and 'False')
+            stratify = (class_index.astype(bool).reshape(-1, 1)
+                        if self._is_classifier() and self.n_outputs_ == 1 else None)
             train_rows, val_rows = train_test_split(
                 np.arange(len(X)), random_state=self._random_state,
                 test_size=self.validation_fraction, stratify=stratify)
@@ -334,11 +337,14 @@ class _BaseMLP(BaseEstimator):
                 self._random_state.shuffle(sample_idx)
             self._optimizer.learning_rate = self._lr
             stats = runner.run(np.ascontiguousarray(sample_idx, dtype=np.int64))
-            if stats is None:
+            if stats is None and not self.early_stopping:
                 raise ValueError("Solver produced non-finite parameter weights. The input data "
                                  "may contain large values and need to be preprocessed. "
                                  + runner.failure_message(self.n_iter_, self.max_iter))
             self.n_iter_ += 1
+            if stats is None:  # diverged, with early stopping: as scikit-learn (#29504)
+                self._diverged(val, n)
+                break
             self.loss_ = float(self._reported(stats))
             self.t_ += n
             self.loss_curve_.append(self.loss_)
@@ -368,6 +374,33 @@ class _BaseMLP(BaseEstimator):
         if self.early_stopping:
             self._params[:] = self._best[0]
 
+    def _diverged(self, val, n):
+        """The rest of a fit whose loss became non-finite, with early stopping, as
+        scikit-learn runs it: its weights stay NaN to ``max_iter`` (or until its stopping rule
+        ends the fit), every epoch's loss is NaN and its validation score that of NaN weights
+        (NaN for a regressor; for a classifier, the accuracy of always the first class); the
+        best weights are restored at the end. fastbp does not train on NaN weights: it
+        records those epochs as such."""
+        X_val, y_val, sw_val = val
+        score = self._score_of_nan_weights(y_val, sw_val)
+        while True:
+            self.loss_ = float("nan")
+            self.t_ += n
+            self.loss_curve_.append(self.loss_)
+            self._update_no_improvement_count(val, score=score)
+            if self._no_improvement_count > self.n_iter_no_change:
+                if self._trigger_stopping(f"Validation score did not improve more than "
+                                          f"tol={self.tol:f} for {self.n_iter_no_change} "
+                                          f"consecutive epochs."):
+                    return
+                self._no_improvement_count = 0
+            if self.n_iter_ == self.max_iter:
+                warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                              f"reached and the optimization hasn't converged yet.",
+                              ConvergenceWarning)
+                return
+            self.n_iter_ += 1
+
     def _trigger_stopping(self, msg):
         if self.solver != "sgd" or self.learning_rate != "adaptive":
             if self.verbose:
@@ -382,10 +415,10 @@ class _BaseMLP(BaseEstimator):
             print(msg + " Setting learning rate to %f" % self._lr)
         return False
 
-    def _update_no_improvement_count(self, val):
+    def _update_no_improvement_count(self, val, score=None):
         if val is not None:
             X_val, y_val, sw_val = val
-            score = self._score_arrays(X_val, y_val, sw_val)
+            score = self._score_arrays(X_val, y_val, sw_val) if score is None else score
             self.validation_scores_.append(score)
             if self.verbose:
                 print("Validation score: %f" % score)
@@ -479,7 +512,13 @@ def _as_float32(X):
     beyond float32's range are still caught)."""
     if X.dtype == np.float32 and X.flags.c_contiguous:
         return X
-    return to_float32(X, "X")
+    try:
+        return to_float32(X, "X")
+    except ValueError as error:  # finite in float64 (scikit-learn checked), infinite in float32
+        # scikit-learn's own words for data too large to train on, then the reason
+        raise ValueError(f"Solver produced non-finite parameter weights. The input data may "
+                         f"contain large values and need to be preprocessed. (fastbp computes "
+                         f"in float32, whose largest value is about 3.4e38: {error})") from None
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
@@ -653,6 +692,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _score_arrays(self, X, y, sample_weight):
         return accuracy_score(y, self._predict_arrays(X), sample_weight=sample_weight)
 
+    def _score_of_nan_weights(self, y, sample_weight):
+        """scikit-learn's validation score of NaN weights: every row gets the first class."""
+        first = np.asarray(self.classes_)[0]
+        pred = np.full(len(y), first, dtype=np.asarray(self.classes_).dtype)
+        if np.ndim(y) == 2:  # multilabel
+            pred = np.zeros_like(np.asarray(y))
+        return float(accuracy_score(y, pred, sample_weight=sample_weight))
+
     def _predict_arrays(self, X):
         return self._labels(self._outputs(X))
 
@@ -791,6 +838,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def _score_arrays(self, X, y, sample_weight):
         return r2_score(y, self._predict_arrays(X), sample_weight=sample_weight)
+
+    def _score_of_nan_weights(self, y, sample_weight):
+        """scikit-learn's validation score of NaN weights: NaN (non-finite predictions)."""
+        return float("nan")
 
     def _predict_arrays(self, X):
         out = self._outputs(X)

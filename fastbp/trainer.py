@@ -68,6 +68,7 @@ class EpochRunner:
         end). ``self.lr`` is the rate of the epoch's last step; ``self.steps`` its step count.
         """
         opt = self.optimizer
+        order = sorted_within_batches(order, self.batch_size)
         stats = np.zeros((self.shards, self.n_stats))
         self.buf["diag"][:] = 0.0
         hyper = opt.hyper()
@@ -121,6 +122,19 @@ class EpochRunner:
                 f"the model keeps the weights it had at the start of that epoch (the last "
                 f"finite ones). Try a smaller learning rate, gradient clipping "
                 f"(global_clipnorm=1.0) or standardised inputs.")
+
+
+def sorted_within_batches(order, batch_size):
+    """``order`` with each batch's rows in increasing order (a new array): the same batches,
+    and a batch's gradient (a sum over its rows) no longer depends on the order its rows were
+    drawn in, so the same batches give the same bits (a full-batch epoch: whatever the
+    shuffle). Rows in order also gather faster. About 0.1 ms for 50,000 rows."""
+    n = len(order)
+    full = n // batch_size * batch_size
+    out = np.empty(n, np.int64)
+    out[:full] = np.sort(order[:full].reshape(-1, batch_size), axis=1).ravel()
+    out[full:] = np.sort(order[full:])
+    return out
 
 
 def train(model, data, val, epochs, batch_size, shuffle, callbacks, diagnostics):

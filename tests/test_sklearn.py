@@ -408,3 +408,35 @@ def test_partial_fit_from_public_fitted_attributes_alone():
     np.testing.assert_allclose(mlp.intercepts_[0], [0.098333, 0.09626], atol=1e-3)
     np.testing.assert_allclose(mlp.intercepts_[1], [0.9235], atol=1e-3)
     assert mlp.predict_proba(X)[0, 1] == pytest.approx(0.739, abs=1e-3)
+
+
+def test_a_diverging_fit_with_early_stopping_finishes_as_scikit_learns():
+    """scikit-learn's test for its issue #29504: no error; the epochs after the divergence
+    score NaN, the best weights are kept; and the same counts as scikit-learn's own."""
+    from sklearn.datasets import load_iris
+    from sklearn.neural_network import MLPRegressor as SkMLPRegressor
+    X, y = load_iris(return_X_y=True)
+    settings = dict(hidden_layer_sizes=100, activation="identity", solver="sgd", alpha=0.0001,
+                    learning_rate="constant", learning_rate_init=1, shuffle=True, max_iter=20,
+                    early_stopping=True, n_iter_no_change=10, random_state=0)
+    fitted = []
+    for Estimator in (MLPRegressor, SkMLPRegressor):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fitted.append(Estimator(**settings).fit(X, y))
+    ours, theirs = fitted
+    assert isinstance(ours.validation_scores_[-1], float) and np.isnan(ours.validation_scores_[-1])
+    assert ours.n_iter_ == theirs.n_iter_ and len(ours.loss_curve_) == len(theirs.loss_curve_)
+    assert np.isfinite(np.concatenate([c.ravel() for c in ours.coefs_])).all()
+    assert np.isfinite(ours.predict(X)).all()
+    with pytest.raises(ValueError, match="Solver produced non-finite parameter weights"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            MLPRegressor(**{**settings, "early_stopping": False}).fit(X, y)
+
+
+def test_early_stopping_splits_as_scikit_learn_does():
+    """Stratified by the one output's boolean column: scikit-learn's split, and its error for
+    a class with one member."""
+    with pytest.raises(ValueError, match=r"Classes with too few members are: \['True'\]"):
+        MLPClassifier(early_stopping=True).fit([[1, 2], [2, 3], [3, 4], [4, 5]], [0, 0, 0, 1])

@@ -741,8 +741,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         dtype (float32 for float32 input, else float64)."""
         out, dtype = self._forward(X)
         if self.n_outputs_ == 1:
-            out = out.ravel()
-            out = np.vstack([1 - out, out]).T  # in float32: the same bits for every input
+            out = out.ravel().astype(np.float64)
+            out = np.vstack([1 - out, out]).T  # 1 - p in float64, as scikit-learn's
         return out.astype(dtype, copy=False)
 
     def predict_log_proba(self, X):

@@ -377,7 +377,8 @@ def interrupted_at(step, run):
     def trace(frame, event, arg):
         if not frame.f_code.co_filename.startswith(FASTBP_DIR):
             return None
-        if event == "line" and not _threads.deferring:
+        # (not in a finaliser: Python ignores what is raised there, printing it)
+        if event == "line" and not _threads.deferring and frame.f_code.co_name != "__del__":
             count[0] += 1
             if count[0] == step:
                 raise KeyboardInterrupt

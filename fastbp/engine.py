@@ -90,8 +90,12 @@ class NumbaBackend:
               deltas, chunk, out, stats):
         """``acts`` (T, A): with T > 1 (outputs only), T threads each predict a run of whole
         chunks of ``chunk`` rows."""
-        X, Y, labels, sw, opf = frozen(X), frozen(Y), frozen(labels), frozen(sw), frozen(opf)
-        ops, loss_param = frozen(ops), frozen(loss_param)
+        # (each checked inline: this is most of a one-row predict's Python time)
+        X = frozen(X) if X.flags.writeable else X
+        opf = frozen(opf) if opf.flags.writeable else opf
+        if Y.flags.writeable or labels.flags.writeable or sw.flags.writeable or \
+                ops.flags.writeable or loss_param.flags.writeable:
+            Y, labels, sw, ops, loss_param = map(frozen, (Y, labels, sw, ops, loss_param))
         n, threads = X.shape[0], acts.shape[0]
         if threads == 1:  # (the common one-row predict: every microsecond counts)
             args = (X, Y, labels, sw, 0, n, int(chunk), ops, opf, int(loss), loss_param,

@@ -29,6 +29,8 @@ def chunk_rows(layout, n, batch_size=None):
     """Rows per pass over the network: ``batch_size`` if given, else by the rules above."""
     if batch_size is not None:
         return min(n, batch_size)
+    if n <= MIN_CHUNK_ROWS:  # (never fewer than that: one chunk)
+        return n
     width = layout.total_width
     rows = max(MIN_CHUNK_ROWS, CHUNK_FLOATS // width, WEIGHT_REUSE * layout.n_params // width)
     return max(1, min(n, rows, max(MIN_CHUNK_ROWS, MAX_CHUNK_FLOATS // width)))
@@ -49,7 +51,7 @@ def predict(backend, layout, params, aux, X, batch_size=None):
         ops, size = layout.tables(chunk)
         acts = np.empty((threads, size), np.float32)
         out = np.empty((n, layout.n_outputs), np.float32)
-        args = (X, EMPTY_Y, EMPTY_LABELS, EMPTY_SW, ops, layout.opf, -1, NO_LOSS_PARAM,
+        args = (X, EMPTY_Y, EMPTY_LABELS, EMPTY_SW, ops, layout.frozen_opf, -1, NO_LOSS_PARAM,
                 codes.ACC_NONE, params, aux, acts, NO_DELTAS[:threads], chunk, out, NO_STATS)
         if threads == 1 and alone:
             backend.infer(*args)

@@ -100,6 +100,17 @@ class Layout:
         self._tables = {}  # rows -> tables(rows)
 
     @property
+    def frozen_opf(self):
+        """``opf`` as a read-only view, kept until ``opf`` is replaced (what ``predict`` passes
+        to the kernels, which take read-only arrays)."""
+        cached = getattr(self, "_frozen_opf", None)
+        if cached is None or cached.base is not self.opf:
+            cached = self.opf.view()
+            cached.flags.writeable = False
+            self._frozen_opf = cached
+        return cached
+
+    @property
     def n_ops(self):
         return len(self.ops)
 

@@ -47,7 +47,7 @@ print(imported, fit, time.perf_counter() - start)
 def empty_caches(folder):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
     for name in ("home", "xdg", "numba", "fastbp"):
-        (folder / name).mkdir()
+        (folder / name).mkdir(parents=True)
     env.update(HOME=str(folder / "home"), XDG_CACHE_HOME=str(folder / "xdg"),
                NUMBA_CACHE_DIR=str(folder / "numba"), FASTBP_CACHE_DIR=str(folder / "fastbp"),
                FASTBP_QUIET_COMPILE="1")

@@ -582,3 +582,28 @@ def test_predict_and_evaluate(spec, n, chunk, rng):
                   loss=codes.CATEGORICAL_CROSSENTROPY, p=p, acc_kind=codes.ACC_ARGMAX)
     close(comp_s, ref_s, rtol=1e-4, atol=1e-5)
     assert comp_s[codes.ST_ROWS] == pytest.approx(sw.sum(), rel=1e-6)
+
+
+def test_views_and_copies_against_numpy():
+    """``views.matrix`` / ``flat`` / ``readonly`` / ``copy_to`` against their NumPy twins
+    (reshape, ravel, a read-only view, assignment), inside compiled code: the views share the
+    buffer's memory, so writing through them writes the buffer."""
+    from numba import njit
+    from fastbp.kernels import views
+
+    @njit
+    def use(buf, offset, rows, cols, src, dst):
+        block = views.matrix(buf, offset, rows, cols)
+        block[rows - 1, cols - 1] = -1.0
+        views.copy_to(views.flat(views.readonly(src)), views.flat(dst))
+        return block.copy(), views.flat(block).sum()
+
+    buf = np.arange(40, dtype=np.float32)
+    src = np.arange(12, dtype=np.float32).reshape(3, 4)
+    dst = np.zeros((3, 4), np.float32)
+    block, total = use(buf, 5, 3, 4, src, dst)
+    expected = np.arange(40, dtype=np.float32)[5:17].reshape(3, 4)
+    expected[2, 3] = -1.0
+    np.testing.assert_array_equal(block, expected)
+    assert buf[16] == -1.0 and total == expected.sum()
+    np.testing.assert_array_equal(dst, src)

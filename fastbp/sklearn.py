@@ -444,15 +444,50 @@ class _BaseMLP(BaseEstimator):
         loss_code, loss_param = self._loss()
         full_batch = trainer.FullBatchObjective(backend, lay, self._params, self._aux, loss_code,
                                                 loss_param, data)
+        exact = []  # the float64 reference, made when first needed
+
+        def reference(packed):
+            if not exact:
+                exact.append(trainer.FullBatchObjective(
+                    engine.get("numpy"), lay, self._params, self._aux, loss_code, loss_param,
+                    data, dtype=np.float64))
+            value, grads = exact[0](packed)
+            return float(value), np.array(grads, np.float64)
 
         def objective(packed):
             value, grads = full_batch(packed)
+            if not (np.isfinite(value) and np.isfinite(grads).all()):
+                # a trial point where float32 overflows (a large exponent, a huge logit) but
+                # scikit-learn's float64 does not: that point in float64, so that the line
+                # search sees the value scikit-learn's would and backs off from it
+                return reference(packed)
             return float(value), grads.astype(np.float64)
 
-        result = scipy.optimize.minimize(
-            objective, self._params.astype(np.float64), method="L-BFGS-B", jac=True,
-            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol})
+        options = {"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol}
+        result = scipy.optimize.minimize(objective, self._params.astype(np.float64),
+                                         method="L-BFGS-B", jac=True, options=options)
+        n_iter = result.nit
+        _, grads = objective(result.x)
+        if result.status in (0, 2) and np.abs(grads).max() > self.tol and \
+                n_iter < self.max_iter and result.nfev < self.max_fun:
+            # scipy stopped before the gradient met tol, because the loss changed by less
+            # than float32 resolves (status 0) or its line search found no decrease float32
+            # could see (status 2): the rest of the way in float64 on the NumPy reference,
+            # as far as scikit-learn's float64 would go
+            # (no stop on the loss's relative change: it restarts without the curvature the
+            # first run had gathered, and would stop at once on the same criterion)
+            result = scipy.optimize.minimize(
+                reference, result.x, method="L-BFGS-B", jac=True,
+                options={**options, "maxiter": self.max_iter - n_iter,
+                         "maxfun": self.max_fun - result.nfev, "ftol": 0.0})
+            n_iter += result.nit
+            result.nit = n_iter
+            _, grads = reference(result.x)
         self.n_iter_ = _check_optimize_result("lbfgs", result, self.max_iter)
+        if result.status == 0 and np.abs(grads).max() > self.tol:
+            warnings.warn(f"lbfgs stopped after {self.n_iter_} iteration(s) with a gradient "
+                          f"component of {np.abs(grads).max():.3g}, above tol={self.tol} "
+                          f"({result.message})", ConvergenceWarning)
         self._params[:] = result.x
         value, _ = objective(result.x)
         norm = float(len(X)) if len(sw) == 0 else float(sw.sum())

@@ -209,14 +209,24 @@ class FullBatchObjective:
     the epoch loop with ``NO_STEP`` in place of an optimizer (the rows cut into shards on
     fastbp's threads, summed in shard order: the same bits whatever the thread count).
 
-    ``objective(params)`` sets the model's parameters (float32) and returns
-    ``(loss, gradient float32 (P,))``.
+    ``objective(params)`` sets the model's parameters and returns ``(loss, gradient (P,))``.
+    ``dtype`` float64 (the NumPy reference only) computes both in float64 on copies of the
+    data, parameters and buffers.
     """
 
-    def __init__(self, backend, layout, params, aux, loss_code, loss_param, data):
+    def __init__(self, backend, layout, params, aux, loss_code, loss_param, data,
+                 dtype=np.float32):
         from .optimizers import SGD
+        if dtype != np.float32:
+            data = tuple(a.astype(dtype) if a.dtype == np.float32 else a for a in data)
+            params, aux = params.astype(dtype), aux.astype(dtype)
         self.runner = EpochRunner(backend, layout, params, aux, SGD(), loss_code, loss_param,
                                   codes.ACC_SKIP, data, len(data[0]), 0)
+        if dtype != np.float32:
+            self.runner.buf = {k: v.astype(dtype) if v.dtype == np.float32 else v
+                               for k, v in self.runner.buf.items()}
+            self.runner.state = self.runner.optimizer.state = \
+                self.runner.state.astype(dtype)
         self.order = np.arange(self.runner.n, dtype=np.int64)
         self.hyper = np.zeros(codes.N_HYPER)
 
@@ -228,5 +238,7 @@ class FullBatchObjective:
         args[16] = 0  # t: the same dropout masks at every evaluation
         threads = _threads.threads_for(r.shards) if r.threaded and _threads.alone() else 1
         with _threads.running(), _threads.single_threaded_blas():
-            r.backend.train_epoch(tuple(args), threads, True, 0, None, None)
+            status, _, _ = r.backend.train_epoch(tuple(args), threads, True, 0, None, None)
+        if status != codes.OK:  # a loss that is not finite: no sums were kept
+            return np.inf, r.buf["grads"][0]
         return stats[0, codes.ST_LOSS] / stats[0, codes.ST_ROWS], r.buf["grads"][0]

@@ -113,8 +113,9 @@ def _as_numeric(data, name):
     if data is None:
         raise TypeError(f"{name} must be an array-like of numbers; received None")
     if hasattr(data, "tocsr") and hasattr(data, "nnz"):  # a scipy.sparse matrix or array
-        raise TypeError(f"{name} must be a dense array-like of numbers; received a sparse "
-                        f"{type(data).__name__} of shape {data.shape}. Pass {name}.toarray()")
+        raise TypeError(f"{name} must be a dense array-like of numbers here; received a "
+                        f"sparse {type(data).__name__} of shape {data.shape}. Pass "
+                        f"{name}.toarray()")
     error = _not_numeric_column(data, name)
     if error is not None:
         raise error
@@ -148,24 +149,35 @@ def check_finite(array, name):
                          f"index ({where}) (after conversion to {array.dtype})")
 
 
-def check_matrix(X, name="X", n_features=None):
-    """X as a float32 C-contiguous (n_samples, n_features) array, checked."""
+def check_matrix(X, name="X", n_features=None, sparse=False):
+    """X as a float32 C-contiguous (n_samples, n_features) array, checked; with ``sparse``, a
+    scipy.sparse matrix as a checked ``fastbp.sparse.CSR``."""
+    if sparse and hasattr(X, "tocsr") and hasattr(X, "nnz"):
+        from .sparse import from_scipy
+        array = from_scipy(X, name)
+        _check_shape(array.shape, name, n_features)
+        return array
     array = _as_numeric(X, name)
     if array.ndim != 2:
         hint = (" Reshape 1-D data with .reshape(-1, 1) for a single feature or .reshape(1, -1) "
                 "for a single sample." if array.ndim == 1 else "")
         raise ValueError(f"{name} must be a 2-D array of shape (n_samples, n_features); "
                          f"received an array of shape {array.shape}.{hint}")
-    if array.shape[0] == 0:
-        raise ValueError(f"{name} must contain at least one sample; received an array of shape "
-                         f"{array.shape}")
-    if array.shape[1] == 0:
-        raise ValueError(f"{name} must contain at least one feature; received an array of shape "
-                         f"{array.shape}")
-    if n_features is not None and array.shape[1] != n_features:
-        raise ValueError(f"{name} has {array.shape[1]} features, but the model expects "
-                         f"{n_features} (the width it was built with)")
+    _check_shape(array.shape, name, n_features)
     return to_float32(array, name)
+
+
+def _check_shape(shape, name, n_features):
+    """At least one sample and one feature, and the model's width if it has one."""
+    if shape[0] == 0:
+        raise ValueError(f"{name} must contain at least one sample; received an array of shape "
+                         f"{shape}")
+    if shape[1] == 0:
+        raise ValueError(f"{name} must contain at least one feature; received an array of shape "
+                         f"{shape}")
+    if n_features is not None and shape[1] != n_features:
+        raise ValueError(f"{name} has {shape[1]} features, but the model expects "
+                         f"{n_features} (the width it was built with)")
 
 
 def to_float32(array, name):

@@ -5,6 +5,8 @@ import numpy as np
 
 from . import codes, labels
 from . import metrics as metric_table
+from .layers import Dense
+from .sparse import CSR
 from ._validation import (
     as_labels, as_targets, check_lengths, check_matrix, check_sample_weight, describe,
 )
@@ -88,7 +90,14 @@ def prepare(model, X, y, sample_weight=None, class_weight=None, names=("X", "y",
             n_features=None):
     """Checked kernel-ready arrays ``(X, Y, labels, sw)`` and the classes they imply."""
     x_name, y_name, w_name = names
-    X = check_matrix(X, x_name, n_features if n_features is not None else model.n_features)
+    X = check_matrix(X, x_name, n_features if n_features is not None else model.n_features,
+                     sparse=True)
+    if isinstance(X, CSR):
+        first = model.layers[0] if model.layers else None
+        if not isinstance(first, Dense):
+            raise ValueError(f"sparse {x_name} needs a Dense first layer (it reads the stored "
+                             f"entries only); this model starts with "
+                             f"{type(first).__name__ if first else 'no layer'}")
     if y is None:
         raise TypeError(f"{y_name} must be an array-like of targets; received None")
     check_lengths(X, y if hasattr(y, "__len__") else np.asarray(y), (x_name, y_name))
@@ -110,9 +119,9 @@ def prepare(model, X, y, sample_weight=None, class_weight=None, names=("X", "y",
 
 
 def take(data, rows):
-    """The rows ``rows`` of prepared data ``(X, Y, labels, sw)``."""
+    """The rows ``rows`` of prepared data ``(X, Y, labels, sw)`` (X dense or ``CSR``)."""
     X, Y, label_index, sw = data
-    return (np.ascontiguousarray(X[rows]),
+    return (X.take(rows) if isinstance(X, CSR) else np.ascontiguousarray(X[rows]),
             np.ascontiguousarray(Y[rows]) if Y.shape[0] else Y,
             label_index[rows] if label_index.shape[0] else label_index,
             sw[rows] if sw.shape[0] else sw)

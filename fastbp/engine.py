@@ -16,7 +16,7 @@ array, a memory map, a pandas column), so each kernel is compiled once.
 
 import numpy as np
 
-from . import _threads, codes
+from . import _threads, codes, sparse
 from ._validation import lookup
 
 BACKENDS = {"numba": "compiled kernels", "numpy": "NumPy reference"}
@@ -52,10 +52,11 @@ def ready(kernel, args):
     _ready.add(kernel.__name__)
 
 
-# positions in the ``args`` of ``train_epoch`` of the arrays the kernel only reads, and of
-# its integers (batch_size, loss, acc_kind, opt, t, seed)
-_READ_ONLY = (0, 1, 2, 3, 4, 6, 7, 8, 10, 14)
-_INTEGERS = (5, 9, 11, 12, 16, 28)
+# positions in the ``args`` of ``train_epoch`` of the arrays the kernel only reads (and of the
+# ``csr`` tuple), and of its integers (batch_size, loss, acc_kind, opt, t, seed)
+_READ_ONLY = (0, 2, 3, 4, 5, 7, 8, 9, 11, 15)
+_CSR = 1
+_INTEGERS = (6, 10, 12, 13, 17, 29)
 
 
 class NumbaBackend:
@@ -71,9 +72,10 @@ class NumbaBackend:
         args = list(args)
         for i in _READ_ONLY:
             args[i] = frozen(args[i])
+        args[_CSR] = tuple(frozen(a) for a in args[_CSR])
         for i in _INTEGERS:
             args[i] = int(args[i])
-        grads = args[19]
+        grads = args[20]
         if clock is None:
             clock = np.zeros((codes.N_CK, 0))
         if replicas is None:
@@ -90,6 +92,9 @@ class NumbaBackend:
               deltas, chunk, out, stats):
         """``acts`` (T, A): with T > 1 (outputs only), T threads each predict a run of whole
         chunks of ``chunk`` rows."""
+        X, csr = sparse.kernel_input(X)
+        if csr is not sparse.EMPTY:
+            X, csr = frozen(X), tuple(frozen(a) for a in csr)
         # (each checked inline: this is most of a one-row predict's Python time)
         X = frozen(X) if X.flags.writeable else X
         opf = frozen(opf) if opf.flags.writeable else opf
@@ -98,13 +103,13 @@ class NumbaBackend:
             Y, labels, sw, ops, loss_param = map(frozen, (Y, labels, sw, ops, loss_param))
         n, threads = X.shape[0], acts.shape[0]
         if threads == 1:  # (the common one-row predict: every microsecond counts)
-            args = (X, Y, labels, sw, 0, n, int(chunk), ops, opf, int(loss), loss_param,
+            args = (X, csr, Y, labels, sw, 0, n, int(chunk), ops, opf, int(loss), loss_param,
                     int(acc_kind), params, aux, acts[0], deltas[0], out, stats)
             ready(self._infer.infer, args)
             self._infer.infer(*args)
             return
 
-        ready(self._infer.infer, (X, Y, labels, sw, 0, n, int(chunk), ops, opf, int(loss),
+        ready(self._infer.infer, (X, csr, Y, labels, sw, 0, n, int(chunk), ops, opf, int(loss),
                                   loss_param, int(acc_kind), params, aux, acts[0], deltas[0],
                                   out, stats))
 
@@ -113,7 +118,7 @@ class NumbaBackend:
         def part(s, *_):  # thread s: a run of whole chunks
             first, last = split(chunks, threads, int(s))
             lo, hi = first * chunk, min(last * chunk, n)
-            self._infer.infer(X, Y, labels, sw, lo, hi, int(chunk), ops, opf, int(loss),
+            self._infer.infer(X, csr, Y, labels, sw, lo, hi, int(chunk), ops, opf, int(loss),
                               loss_param, int(acc_kind), params, aux, acts[s], deltas[s], out,
                               stats)
         _threads.run(part, threads, ())
@@ -140,9 +145,10 @@ class NumpyBackend:
               deltas, chunk, out, stats):
         n, threads = X.shape[0], acts.shape[0]
         chunks = -(-n // chunk)
+        X, csr = sparse.kernel_input(X)
         for s in range(threads):  # as the compiled backend's threads: runs of whole chunks
             first, last = split(chunks, threads, s)
-            self._infer.infer(X, Y, labels, sw, first * chunk, min(last * chunk, n), chunk,
+            self._infer.infer(X, csr, Y, labels, sw, first * chunk, min(last * chunk, n), chunk,
                               ops, opf, loss, loss_param, acc_kind, params, aux, acts[s],
                               deltas[s], out, stats)
 

@@ -314,7 +314,7 @@ class Sequential:
         ``batch_size`` only sets how many rows are processed per pass (memory vs. speed).
         """
         self._require_fitted("predict")
-        X = check_matrix(X, "X", self.n_features)
+        X = check_matrix(X, "X", self.n_features, sparse=True)
         if batch_size is not None:
             batch_size = check_int(batch_size, "batch_size", low=1)
         return inference.predict(engine.get(self.backend), self.layout, self.params, self.aux, X,

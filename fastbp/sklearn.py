@@ -38,8 +38,12 @@ from . import _threads, codes, engine, inference, losses, optimizers, trainer
 from ._validation import to_float32
 from .layers import Dense, Dropout
 from .layout import Layout
+from .sparse import CSR, from_scipy, is_sparse
 
 #: scikit-learn's activation names -> fastbp's
+#: the sparse formats X may come in (converted to CSR once, never densified)
+SPARSE = ["csr", "csc", "coo"]
+
 #: the widest hidden layer accepted (a memory bound that names the argument, not a model size
 #: anyone trains on a CPU)
 MAX_UNITS = 1 << 24
@@ -54,6 +58,11 @@ STOCHASTIC = ("sgd", "adam", "adamw")
 
 class _BaseMLP(BaseEstimator):
     """Shared by MLPClassifier and MLPRegressor."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # CSR, CSC, COO: the first layer reads the stored entries
+        return tags
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
@@ -215,7 +224,8 @@ class _BaseMLP(BaseEstimator):
         take it as float32; outputs come back in its dtype, as scikit-learn's do)."""
         if not reset and _passes_checks(self, X):
             return X
-        return validate_data(self, X, reset=reset, dtype=(np.float64, np.float32))
+        return validate_data(self, X, reset=reset, dtype=(np.float64, np.float32),
+                             accept_sparse=SPARSE)
 
     # -- fitting ---------------------------------------------------------------------------
     def _fit(self, X, y, sample_weight=None, incremental=False, before=None):
@@ -306,8 +316,10 @@ class _BaseMLP(BaseEstimator):
             if len(val_rows) < 2:
                 raise ValueError("The validation set is too small. Increase "
                                  "'validation_fraction' or the size of your dataset.")
-            val = (X[val_rows], self._y_true(val_rows), sw[val_rows] if len(sw) else None)
-            data = tuple(a[train_rows] if a.shape[0] else a for a in data)
+            val = (X.take(val_rows) if isinstance(X, CSR) else X[val_rows],
+                   self._y_true(val_rows), sw[val_rows] if len(sw) else None)
+            data = (X.take(train_rows) if isinstance(X, CSR) else X[train_rows],
+                    *(a[train_rows] if a.shape[0] else a for a in data[1:]))
             self._best = (self._params.copy(),)
         n = len(data[0])
         if self.batch_size == "auto":
@@ -508,9 +520,9 @@ class _BaseMLP(BaseEstimator):
         return out, (np.float32 if X.dtype == np.float32 else np.float64)
 
     def _outputs(self, X):
-        """Outputs for an already checked float32 X."""
+        """Outputs for an already checked float32 X (or ``CSR``)."""
         return inference.predict(engine.get("numba"), self._layout, self._params, self._aux,
-                                 np.ascontiguousarray(X))
+                                 X if isinstance(X, CSR) else np.ascontiguousarray(X))
 
     def _check_solver(self):
         if self.solver not in STOCHASTIC:
@@ -543,8 +555,11 @@ def _passes_checks(est, X):
 
 
 def _as_float32(X):
-    """float32 C-contiguous X (already checked for NaN by scikit-learn's validation; values
-    beyond float32's range are still caught)."""
+    """float32 C-contiguous X, or a sparse X as a ``CSR`` (already checked for NaN by
+    scikit-learn's validation; values beyond float32's range are still caught)."""
+    if is_sparse(X):
+        X = from_scipy(X, "X")
+        return X
     if X.dtype == np.float32 and X.flags.c_contiguous:
         return X
     try:
@@ -633,6 +648,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, multi_output=True, dtype=(np.float64, np.float32),
+                             accept_sparse=SPARSE,
                              reset=reset)
         X = _as_float32(X)
         if y.ndim == 2 and y.shape[1] == 1:
@@ -853,7 +869,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
-                             dtype=(np.float64, np.float32), reset=reset)
+                             dtype=(np.float64, np.float32), reset=reset,
+                             accept_sparse=SPARSE)
         X = _as_float32(X)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)

@@ -7,7 +7,7 @@ validation, learning rate, diagnostics) and run the callbacks.
 
 import numpy as np
 
-from . import _threads, codes, engine, scheduler
+from . import _threads, codes, engine, scheduler, sparse
 from . import metrics as metric_table
 from ._validation import NonFiniteLossError
 from .callbacks import TerminateOnNaN
@@ -41,6 +41,9 @@ class EpochRunner:
         self.shards = 1 if layout.has_batchnorm else _threads.n_shards(self.batch_size)
         self.diagnostics = diagnostics
         self.buf = layout.shard_buffers(self.batch_size, self.shards, diagnostics)
+        self.kernel_X, self.csr = sparse.kernel_input(data[0])
+        if isinstance(data[0], sparse.CSR):  # the first layer reads the CSR rows: no gather
+            self.buf["xb"] = np.zeros(self.buf["xb"].shape[:2] + (0,), np.float32)
         self.n_stats = codes.N_STATS + codes.ST_PER_OUTPUT * layout.n_outputs
         self.seed = seed
         shard_rows = -(-self.batch_size // self.shards)
@@ -108,9 +111,10 @@ class EpochRunner:
     def arguments(self, order, stats, hyper, opt_code):
         """The arguments of ``train_epoch`` (the reference's, in order) for one epoch."""
         buf = self.buf
-        X, Y, labels, sw = self.data
+        _, Y, labels, sw = self.data
         opt = self.optimizer
-        return (X, Y, labels, sw, order, self.batch_size, buf["ops"], self.layout.opf,
+        return (self.kernel_X, self.csr, Y, labels, sw, order, self.batch_size, buf["ops"],
+                self.layout.opf,
                 self.layout.runs, self.loss_code, self.loss_param, self.acc_kind, opt_code, hyper,
                 opt.sched(), self.state, opt.iterations, self.params, self.aux, buf["grads"],
                 buf["xb"], buf["acts"], buf["deltas"], buf["seg"], buf["scratch"], stats,
@@ -204,6 +208,13 @@ def diagnostics_logs(layers, lay, params, diag, steps):
     return logs
 
 
+def _as_dtype(a, dtype):
+    """A float32 array (or a CSR's values) in ``dtype``; other arrays as they are."""
+    if isinstance(a, sparse.CSR):
+        return sparse.CSR(a.indptr, a.indices, a.values.astype(dtype), a.shape)
+    return a.astype(dtype) if a.dtype == np.float32 else a
+
+
 class FullBatchObjective:
     """The loss of all the rows and its gradient, penalty included, for L-BFGS: one batch of
     the epoch loop with ``NO_STEP`` in place of an optimizer (the rows cut into shards on
@@ -218,7 +229,7 @@ class FullBatchObjective:
                  dtype=np.float32):
         from .optimizers import SGD
         if dtype != np.float32:
-            data = tuple(a.astype(dtype) if a.dtype == np.float32 else a for a in data)
+            data = tuple(_as_dtype(a, dtype) for a in data)
             params, aux = params.astype(dtype), aux.astype(dtype)
         self.runner = EpochRunner(backend, layout, params, aux, SGD(), loss_code, loss_param,
                                   codes.ACC_SKIP, data, len(data[0]), 0)
@@ -235,7 +246,7 @@ class FullBatchObjective:
         r.params[:] = params
         stats = np.zeros((r.shards, r.n_stats))
         args = list(r.arguments(self.order, stats, self.hyper, codes.NO_STEP))
-        args[16] = 0  # t: the same dropout masks at every evaluation
+        args[17] = 0  # t: the same dropout masks at every evaluation
         threads = _threads.threads_for(r.shards) if r.threaded and _threads.alone() else 1
         with _threads.running(), _threads.single_threaded_blas():
             status, _, _ = r.backend.train_epoch(tuple(args), threads, True, 0, None, None)

@@ -88,10 +88,14 @@ def stats_row(k):
 
 
 def epoch_args(net, X, Y, labels, sw, order, batch_size, loss, p, opt=codes.NO_STEP, hyper=None,
-               state=None, t=0, shards=1, acc_kind=codes.ACC_SKIP, seed=7, diagnostics=False):
+               state=None, t=0, shards=1, acc_kind=codes.ACC_SKIP, seed=7, diagnostics=False,
+               csr=None):
     """The arguments of ``train_epoch`` (the reference's, in order) for ``net``'s tables and
-    parameters, with fresh work buffers of ``net.dtype`` for ``shards`` shards. Returns
-    ``(args, buffers)``; ``buffers`` is a dict of the arrays the loop writes."""
+    parameters, with fresh work buffers of ``net.dtype`` for ``shards`` shards; ``csr``: the
+    data as (indptr, indices, values), X then (n, 0). Returns ``(args, buffers)``;
+    ``buffers`` is a dict of the arrays the loop writes."""
+    from fastbp import sparse
+    csr = sparse.EMPTY if csr is None else csr
     lay, dtype = net.layout, net.dtype
     rows = -(-batch_size // shards)
     ops, size = lay.tables(rows)
@@ -111,7 +115,8 @@ def epoch_args(net, X, Y, labels, sw, order, batch_size, loss, p, opt=codes.NO_S
     state = np.zeros((1, lay.n_params), dtype) if state is None else state
     sched = np.zeros(codes.N_SC)
     b = buffers
-    args = (X, Y, labels, sw, np.asarray(order, np.int64), batch_size, ops, net.opf, net.runs,
+    args = (X, csr, Y, labels, sw, np.asarray(order, np.int64), batch_size, ops, net.opf,
+            net.runs,
             codes.LOSSES[loss] if isinstance(loss, str) else loss, p, acc_kind, opt, hyper,
             sched, state, t, net.params, net.aux, b["grads"], b["xb"], b["acts"], b["deltas"],
             b["seg"], b["scratch"], b["stats"], b["diag"], b["prev"], seed)
@@ -127,7 +132,7 @@ def objective(net, x, Y, labels, sw, loss, p, backend="numpy", shards=1, seed=7,
     args, buffers = epoch_args(net, x, Y, labels, sw, np.arange(len(x)), len(x), loss, p,
                                shards=shards, seed=seed, t=t)
     args = list(args)
-    args[18] = aux
+    args[19] = aux
     engine.get(backend).train_epoch(tuple(args))
     net.grads[:] = buffers["grads"][0]
     stats = buffers["stats"][0]

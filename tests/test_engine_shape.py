@@ -30,7 +30,8 @@ for middle in (fastbp.Dropout(0.2), fastbp.BatchNormalization()):
         model.fit(X, y, epochs=3, batch_size=64)
         counts.append(rtsys.get_allocation_stats().alloc - before)
     print(*counts, end=" ")
-arrays = sum(isinstance(a, types.Array) for a in epoch.train_epoch.signatures[0])
+arrays = sum(isinstance(a, types.Array) + sum(isinstance(b, types.Array) for b in
+             getattr(a, "types", ())) for a in epoch.train_epoch.signatures[0])  # csr: a tuple
 print(arrays)
 """
 

@@ -36,6 +36,7 @@ SUBSET_REASON = (
 
 def expected_failures(estimator):
     return {"check_sample_weight_equivalence_on_dense_data": FLOAT32_REASON,
+            "check_sample_weight_equivalence_on_sparse_data": FLOAT32_REASON,
             "check_methods_subset_invariance": SUBSET_REASON}
 
 

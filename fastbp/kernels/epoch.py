@@ -71,12 +71,12 @@ def run_batch(s, together, k, phases, data, rows, norm, net, loss, loss_param, a
 
     Returns the batch's data loss ``sum_i w_i loss_i / norm`` (the same on every thread); when
     it is not finite nothing is updated. The penalty of chunk c goes to ``chunk_out[c]``.
-    ``data`` is ``(X, Y, labels, sw)``, ``net`` ``(ops, opf, runs)``, ``work`` ``(grads, xb,
+    ``data`` is ``(X, csr, Y, labels, sw)``, ``net`` ``(ops, opf, runs)``, ``work`` ``(grads, xb,
     acts, deltas, seg, shard_loss, chunk_out, chunk_norms, stats, diag, prev)``: tuples,
     since a call of more than 30 arguments is made through ``*args`` by CPython 3.11, which
     Numba cannot inline.
     """
-    X, Y, labels, sw = data
+    X, csr, Y, labels, sw = data
     ops, opf, runs = net
     grads, xb, acts, deltas, seg, shard_loss, chunk_out, chunk_norms, stats, diag, prev = work
     n_shards = grads.shape[0]
@@ -85,9 +85,10 @@ def run_batch(s, together, k, phases, data, rows, norm, net, loss, loss_param, a
     first, last = (s, s + 1) if together else (0, n_shards)
     for sh in range(first, last):
         lo, hi = split(rows.shape[0], n_shards, sh)
-        shard_loss[sh] = shard_gradient(X, Y, labels, sw, rows[lo:hi], norm, ops, opf, loss,
-                                        loss_param, acc_kind, params, aux, grads[sh], xb[sh],
-                                        acts[sh], deltas[sh], stats[sh], seed, t, diag[sh])
+        shard_loss[sh] = shard_gradient(X, csr, Y, labels, sw, rows[lo:hi], norm, ops, opf,
+                                        loss, loss_param, acc_kind, params, aux, grads[sh],
+                                        xb[sh], acts[sh], deltas[sh], stats[sh], seed, t,
+                                        diag[sh])
     if together:
         phase += 1
         store(sync, ARRIVED + s * SY_LINE, phase)
@@ -127,7 +128,7 @@ def probe_batch(probe, t):
 
 
 @jit
-def train_epoch(s, n_threads, X, Y, labels, sw, order, batch_size, ops, opf, runs, loss,
+def train_epoch(s, n_threads, X, csr, Y, labels, sw, order, batch_size, ops, opf, runs, loss,
                 loss_param, acc_kind, opt, hyper, sched, state, t, params, aux, grads, xb, acts,
                 deltas, seg, scratch, stats, diag, prev, seed, parallel, running, probe, clock,
                 sync, replicas):
@@ -141,7 +142,10 @@ def train_epoch(s, n_threads, X, Y, labels, sw, order, batch_size, ops, opf, run
     n_threads : int
         1 (the leader alone runs every batch) or S (``grads.shape[0]``): every thread calls
         this function with the same arguments but ``s``.
-    X : float32 array of shape (n, s0)
+    X : float32 array of shape (n, s0), or (n, 0) for sparse data
+    csr : tuple (indptr int64 (n + 1,), indices int64 (nnz,), values float32 (nnz,))
+        The data as CSR when it is sparse (the first layer reads it, ``kernels.sparse``);
+        three empty arrays when it is dense.
     Y : float32 array of shape (n, k) or (0, k)
     labels : int64 array of shape (n,) or (0,)
     sw : float32 array of shape (n,) or (0,)
@@ -225,7 +229,7 @@ def train_epoch(s, n_threads, X, Y, labels, sw, order, batch_size, ops, opf, run
         copy_to(params, w)
         copy_to(flat(state), replicas[s][n_params:])
     shard_loss, chunk_out, chunk_norms = scratch[0], scratch[1], scratch[2]
-    data = (X, Y, labels, sw)
+    data = (X, csr, Y, labels, sw)
     net = (ops, opf, runs)
     work = (grads, xb, acts, deltas, seg, shard_loss, chunk_out, chunk_norms, stats, diag, prev)
     n = order.shape[0]

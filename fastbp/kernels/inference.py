@@ -17,14 +17,16 @@ from .views import copy_to, flat, readonly
 
 
 @jit
-def infer(X, Y, labels, sw, lo, hi, chunk, ops, opf, loss, loss_param, acc_kind, params, aux,
+def infer(X, csr, Y, labels, sw, lo, hi, chunk, ops, opf, loss, loss_param, acc_kind, params, aux,
           acts, deltas, out, stats):
     """Rows ``lo`` to ``hi`` of ``X`` through the network in inference mode, ``chunk`` rows at
     a time.
 
     Parameters
     ----------
-    X : float32 array of shape (n, s0), read-only
+    X : float32 array of shape (n, s0), read-only; (n, 0) for sparse data
+    csr : tuple of three arrays
+        The data as CSR when it is sparse, else three empty arrays (``network.forward_pass``).
     Y, labels, sw
         Targets, class labels and sample weights (``losses.loss_delta``); used when
         ``loss >= 0``.
@@ -44,6 +46,7 @@ def infer(X, Y, labels, sw, lo, hi, chunk, ops, opf, loss, loss_param, acc_kind,
     k_out = ops[last, OC_OUT]
     act = ops[last, OC_ACT]
     scoring = loss >= 0
+    sparse = csr[0].shape[0] > 0
     # with a loss, a fused output activation is applied by the loss (from the logits)
     out_act = LINEAR if scoring and is_fused(act, loss) else act
     # row indices typed as the training loop's (read-only), so that every kernel called here
@@ -52,9 +55,9 @@ def infer(X, Y, labels, sw, lo, hi, chunk, ops, opf, loss, loss_param, acc_kind,
     for start in range(lo, hi, chunk):
         stop = min(start + chunk, hi)
         m = stop - start
-        rows = readonly(np.arange(start, stop)) if scoring else no_rows
+        rows = readonly(np.arange(start, stop)) if scoring or sparse else no_rows
         forward_pass(X[start:stop], rows, ops, opf, out_act, params, aux, acts, np.bool_(False),
-                     np.int64(0), np.int64(0), np.zeros(0))
+                     np.int64(0), np.int64(0), np.zeros(0), csr)
         a = block(acts, ops[last, OC_BUF], m, k_out)
         if scoring:
             stats[ST_LOSS] += loss_delta(loss, act, opf[last, OF_ALPHA], a, Y, labels, rows, sw,

@@ -26,6 +26,7 @@ from .batchnorm import batchnorm_backward, batchnorm_infer, batchnorm_train
 from .dense import dense_backward, dense_forward, dense_grad
 from .dropout import dropout_mask_apply
 from .losses import is_fused, loss_delta, output_stats
+from .sparse import sparse_dense_forward, sparse_dense_grad
 from .views import copy_to, flat, matrix, readonly
 
 
@@ -84,12 +85,12 @@ def mark_alive(a, flags):
 
 
 @jit
-def forward_pass(x, rows, ops, opf, out_act, params, aux, acts, training, seed, t, alive):
+def forward_pass(x, rows, ops, opf, out_act, params, aux, acts, training, seed, t, alive, csr):
     """Forward pass through every op.
 
     Parameters
     ----------
-    x : float32 array of shape (m, s0), read-only
+    x : float32 array of shape (m, s0), read-only; (m, 0) for sparse data (``csr``)
     rows : int64 array of shape (m,)
         Row indices of the block in the data (dropout's masks depend on them).
     out_act : int
@@ -105,9 +106,13 @@ def forward_pass(x, rows, ops, opf, out_act, params, aux, acts, training, seed, 
     alive : float64 array
         Diagnostics row: dense ReLU ops mark their units with a positive output at
         ``ops[k, OC_ALIVE]``; shape (0,) when diagnostics are off.
+    csr : tuple (indptr int64 (n + 1,), indices int64 (nnz,), values float32 (nnz,))
+        The data as CSR when it is sparse, then the first op (a dense one) reads rows
+        ``rows`` from it (``sparse``); three empty arrays for dense data.
     """
     m = x.shape[0]
     n_ops = ops.shape[0]
+    sparse = csr[0].shape[0] > 0
     for k in range(n_ops):
         kind = ops[k, OC_KIND]
         n_in = ops[k, OC_IN]
@@ -119,7 +124,11 @@ def forward_pass(x, rows, ops, opf, out_act, params, aux, acts, training, seed, 
         if kind == OP_DENSE:
             W = block(params, p, n_in, n_out)
             b = params[p + n_in * n_out:p + n_in * n_out + n_out]
-            dense_forward(a_in, W, b, code, opf[k, OF_ALPHA], a_out)
+            if k == 0 and sparse:
+                sparse_dense_forward(csr[0], csr[1], csr[2], rows, W, b, code, opf[k, OF_ALPHA],
+                                     a_out)
+            else:
+                dense_forward(a_in, W, b, code, opf[k, OF_ALPHA], a_out)
             if alive.shape[0] > 0 and ops[k, OC_ALIVE] >= 0:
                 mark_alive(a_out, alive[ops[k, OC_ALIVE]:ops[k, OC_ALIVE] + n_out])
         elif kind == OP_BATCHNORM:
@@ -150,15 +159,17 @@ def scratch(buf, offset):
 
 
 @jit
-def backward_pass(x, rows, ops, opf, params, grad, acts, deltas, seed, t):
+def backward_pass(x, rows, ops, opf, params, grad, acts, deltas, seed, t, csr):
     """Backward pass from the last op's delta (dL/dz, set by the loss) to the first op.
 
     Each op finds dL/d(its output) in its block of ``deltas``, applies its activation's
     derivative there (the last op's is applied by the loss), writes its parameters' gradient
-    into ``grad`` (P,) and dL/d(its input) into the previous op's block.
+    into ``grad`` (P,) and dL/d(its input) into the previous op's block. ``csr``: as in
+    ``forward_pass``.
     """
     m = x.shape[0]
     n_ops = ops.shape[0]
+    sparse = csr[0].shape[0] > 0
     for k in range(n_ops - 1, -1, -1):
         kind = ops[k, OC_KIND]
         n_in = ops[k, OC_IN]
@@ -174,8 +185,12 @@ def backward_pass(x, rows, ops, opf, params, grad, acts, deltas, seed, t):
                          opf[k, OF_ALPHA], g)
         if kind == OP_DENSE:
             W = block(params, p, n_in, n_out)
-            dense_grad(a_in, g, block(grad, p, n_in, n_out),
-                       grad[p + n_in * n_out:p + n_in * n_out + n_out])
+            if k == 0 and sparse:
+                sparse_dense_grad(csr[0], csr[1], csr[2], rows, g, block(grad, p, n_in, n_out),
+                                  grad[p + n_in * n_out:p + n_in * n_out + n_out])
+            else:
+                dense_grad(a_in, g, block(grad, p, n_in, n_out),
+                           grad[p + n_in * n_out:p + n_in * n_out + n_out])
             if k > 0:
                 dense_backward(g, W, delta_in, scratch(deltas, ops[k, OC_SCRATCH]))
         elif kind == OP_BATCHNORM:
@@ -192,13 +207,14 @@ def backward_pass(x, rows, ops, opf, params, grad, acts, deltas, seed, t):
 
 
 @jit(inline="always")
-def shard_gradient(X, Y, labels, sw, rows, norm, ops, opf, loss, loss_param, acc_kind, params,
-                   aux, grad, xb, acts, deltas, stats, seed, t, alive):
+def shard_gradient(X, csr, Y, labels, sw, rows, norm, ops, opf, loss, loss_param, acc_kind,
+                   params, aux, grad, xb, acts, deltas, stats, seed, t, alive):
     """Gather, forward, loss and backward of one shard of a batch, in training mode.
 
     Parameters
     ----------
-    X : float32 array of shape (n, s0)
+    X : float32 array of shape (n, s0), or (n, 0) with ``csr`` the sparse data
+    csr : tuple of three arrays (``forward_pass``)
     Y, labels, sw
         Targets, class labels and sample weights of all rows (``losses.loss_delta``).
     rows : int64 array of shape (m,)
@@ -229,11 +245,12 @@ def shard_gradient(X, Y, labels, sw, rows, norm, ops, opf, loss, loss_param, acc
     last = ops.shape[0] - 1
     k_out = ops[last, OC_OUT]
     out_act = LINEAR if is_fused(ops[last, OC_ACT], loss) else ops[last, OC_ACT]
-    forward_pass(x, rows, ops, opf, out_act, params, aux, acts, np.bool_(True), seed, t, alive)
+    forward_pass(x, rows, ops, opf, out_act, params, aux, acts, np.bool_(True), seed, t, alive,
+                 csr)
     out = block(acts, ops[last, OC_BUF], m, k_out)
     data = loss_delta(loss, ops[last, OC_ACT], opf[last, OF_ALPHA], out, Y, labels, rows, sw,
                       loss_param, norm, block(deltas, ops[last, OC_BUF], m, k_out))
-    backward_pass(x, rows, ops, opf, params, grad, acts, deltas, seed, t)
+    backward_pass(x, rows, ops, opf, params, grad, acts, deltas, seed, t, csr)
     if acc_kind != ACC_SKIP:
         output_stats(out, Y, labels, rows, sw, acc_kind, stats)
     return data

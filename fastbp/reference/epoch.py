@@ -17,16 +17,16 @@ from .schedules import scheduled_lr
 from .update import chunk_gradient, chunk_norm, chunk_update, ordered_sum
 
 
-def run_batch(X, Y, labels, sw, rows, norm, ops, opf, runs, loss, loss_param, acc_kind, opt,
-              hyper, state, t, params, aux, grads, xb, acts, deltas, seg, shard_loss, chunk_out,
-              stats, diag, prev, seed):
+def run_batch(X, csr, Y, labels, sw, rows, norm, ops, opf, runs, loss, loss_param, acc_kind,
+              opt, hyper, state, t, params, aux, grads, xb, acts, deltas, seg, shard_loss,
+              chunk_out, stats, diag, prev, seed):
     """One batch (step t): every shard, then every chunk's update (or, for ``NO_STEP``, its
     gradient). Returns the data loss ``sum_i w_i loss_i / norm``; the chunks' penalties go to
     ``chunk_out``. Nothing is updated when the loss is not finite."""
     n_shards = grads.shape[0]
     for sh in range(n_shards):
         lo, hi = split(len(rows), n_shards, sh)
-        shard_loss[sh] = shard_gradient(X, Y, labels, sw, rows[lo:hi], norm, ops, opf, loss,
+        shard_loss[sh] = shard_gradient(X, csr, Y, labels, sw, rows[lo:hi], norm, ops, opf, loss,
                                         loss_param, acc_kind, params, aux, grads[sh], xb[sh],
                                         acts[sh], deltas[sh], stats[sh], seed, t, diag[sh])
     value = ordered_sum(shard_loss) / norm
@@ -48,9 +48,9 @@ def run_batch(X, Y, labels, sw, rows, norm, ops, opf, runs, loss, loss_param, ac
     return value
 
 
-def train_epoch(X, Y, labels, sw, order, batch_size, ops, opf, runs, loss, loss_param, acc_kind,
-                opt, hyper, sched, state, t, params, aux, grads, xb, acts, deltas, seg, scratch,
-                stats, diag, prev, seed):
+def train_epoch(X, csr, Y, labels, sw, order, batch_size, ops, opf, runs, loss, loss_param,
+                acc_kind, opt, hyper, sched, state, t, params, aux, grads, xb, acts, deltas, seg,
+                scratch, stats, diag, prev, seed):
     """One epoch of mini-batch training; returns ``(status, t)``: ``OK`` or the batch whose
     loss was not finite, and the steps taken after the epoch. Arguments as the compiled
     ``train_epoch``'s, without its threads."""
@@ -62,7 +62,7 @@ def train_epoch(X, Y, labels, sw, order, batch_size, ops, opf, runs, loss, loss_
         norm = loss_norm(rows, sw, loss_param)
         if sched[SC_PER_STEP] != 0.0 and opt != NO_STEP:
             hyper[HP_LR] = scheduled_lr(sched, float(t))
-        value = run_batch(X, Y, labels, sw, rows, norm, ops, opf, runs, loss, loss_param,
+        value = run_batch(X, csr, Y, labels, sw, rows, norm, ops, opf, runs, loss, loss_param,
                           acc_kind, opt, hyper, state, t, params, aux, grads, xb, acts, deltas,
                           seg, shard_loss, chunk_out, stats, diag, prev, seed)
         if not np.isfinite(value):

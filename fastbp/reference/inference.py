@@ -7,7 +7,7 @@ from .losses import is_fused, loss_delta, output_stats
 from .network import block, forward_pass, loss_norm
 
 
-def infer(X, Y, labels, sw, lo, hi, chunk, ops, opf, loss, loss_param, acc_kind, params, aux,
+def infer(X, csr, Y, labels, sw, lo, hi, chunk, ops, opf, loss, loss_param, acc_kind, params, aux,
           acts, deltas, out, stats):
     """Rows ``lo`` to ``hi`` of X in inference mode, ``chunk`` at a time: outputs into
     ``out[lo:hi]`` (when ``out`` has rows) and, for ``loss >= 0``, loss and metric sums into
@@ -22,7 +22,7 @@ def infer(X, Y, labels, sw, lo, hi, chunk, ops, opf, loss, loss_param, acc_kind,
         m = stop - start
         rows = np.arange(start, stop)
         forward_pass(X[start:stop], rows, ops, opf, out_act, params, aux, acts, False, 0, 0,
-                     np.zeros(0))
+                     np.zeros(0), csr)
         a = block(acts, ops[last, OC_BUF], m, k_out)
         if scoring:
             stats[ST_LOSS] += loss_delta(loss, act, opf[last, OF_ALPHA], a, Y, labels, rows, sw,

@@ -16,6 +16,7 @@ from .batchnorm import batchnorm_backward, batchnorm_infer, batchnorm_train
 from .dense import dense_backward, dense_forward, dense_grad
 from .dropout import dropout_mask_apply
 from .losses import is_fused, loss_delta, output_stats
+from .sparse import sparse_dense_forward, sparse_dense_grad
 
 
 def block(buf, offset, rows, cols):
@@ -52,9 +53,11 @@ def mark_alive(a, flags):
     flags[(a > 0).any(axis=0)] = 1.0
 
 
-def forward_pass(x, rows, ops, opf, out_act, params, aux, acts, training, seed, t, alive):
-    """Forward pass: op k's output goes to its block ``ops[k, OC_BUF]`` of ``acts``."""
+def forward_pass(x, rows, ops, opf, out_act, params, aux, acts, training, seed, t, alive, csr):
+    """Forward pass: op k's output goes to its block ``ops[k, OC_BUF]`` of ``acts``. With
+    sparse data (``csr`` = indptr, indices, values), the first op reads rows ``rows`` of it."""
     m = x.shape[0]
+    sparse = len(csr[0]) > 0
     n_ops = len(ops)
     for k in range(n_ops):
         kind, n_in, n_out, p = ops[k, OC_KIND], ops[k, OC_IN], ops[k, OC_OUT], ops[k, OC_PARAM]
@@ -64,7 +67,10 @@ def forward_pass(x, rows, ops, opf, out_act, params, aux, acts, training, seed, 
         if kind == OP_DENSE:
             W = block(params, p, n_in, n_out)
             b = params[p + n_in * n_out:p + n_in * n_out + n_out]
-            dense_forward(a_in, W, b, code, opf[k, OF_ALPHA], a_out)
+            if k == 0 and sparse:
+                sparse_dense_forward(*csr, rows, W, b, code, opf[k, OF_ALPHA], a_out)
+            else:
+                dense_forward(a_in, W, b, code, opf[k, OF_ALPHA], a_out)
             if len(alive) and ops[k, OC_ALIVE] >= 0:
                 mark_alive(a_out, alive[ops[k, OC_ALIVE]:ops[k, OC_ALIVE] + n_out])
         elif kind == OP_BATCHNORM:
@@ -86,9 +92,10 @@ def forward_pass(x, rows, ops, opf, out_act, params, aux, acts, training, seed, 
             a_out[...] = a_in
 
 
-def backward_pass(x, rows, ops, opf, params, grad, acts, deltas, seed, t):
+def backward_pass(x, rows, ops, opf, params, grad, acts, deltas, seed, t, csr):
     """Backward pass from the last op's delta (dL/dz); ``grad`` (P,) is overwritten."""
     m = x.shape[0]
+    sparse = len(csr[0]) > 0
     n_ops = len(ops)
     for k in reversed(range(n_ops)):
         kind, n_in, n_out, p = ops[k, OC_KIND], ops[k, OC_IN], ops[k, OC_OUT], ops[k, OC_PARAM]
@@ -102,8 +109,12 @@ def backward_pass(x, rows, ops, opf, params, grad, acts, deltas, seed, t):
                          opf[k, OF_ALPHA], g)
         if kind == OP_DENSE:
             W = block(params, p, n_in, n_out)
-            dense_grad(a_in, g, block(grad, p, n_in, n_out),
-                       grad[p + n_in * n_out:p + n_in * n_out + n_out])
+            if k == 0 and sparse:
+                sparse_dense_grad(*csr, rows, g, block(grad, p, n_in, n_out),
+                                  grad[p + n_in * n_out:p + n_in * n_out + n_out])
+            else:
+                dense_grad(a_in, g, block(grad, p, n_in, n_out),
+                           grad[p + n_in * n_out:p + n_in * n_out + n_out])
             if k > 0:
                 dense_backward(g, W, delta_in)
         elif kind == OP_BATCHNORM:
@@ -117,8 +128,8 @@ def backward_pass(x, rows, ops, opf, params, grad, acts, deltas, seed, t):
             delta_in[...] = g
 
 
-def shard_gradient(X, Y, labels, sw, rows, norm, ops, opf, loss, loss_param, acc_kind, params,
-                   aux, grad, xb, acts, deltas, stats, seed, t, alive):
+def shard_gradient(X, csr, Y, labels, sw, rows, norm, ops, opf, loss, loss_param, acc_kind,
+                   params, aux, grad, xb, acts, deltas, stats, seed, t, alive):
     """Gather, forward, loss, backward of one shard (training mode): ``grad`` (P,) receives the
     shard's part of the batch gradient (penalty excluded), ``stats`` its metric sums unless
     ``acc_kind`` is ``ACC_SKIP``. Returns ``sum_i w_i loss_i`` over the shard's rows."""
@@ -131,11 +142,11 @@ def shard_gradient(X, Y, labels, sw, rows, norm, ops, opf, loss, loss_param, acc
     last = len(ops) - 1
     k_out = ops[last, OC_OUT]
     out_act = LINEAR if is_fused(ops[last, OC_ACT], loss) else ops[last, OC_ACT]
-    forward_pass(x, rows, ops, opf, out_act, params, aux, acts, True, seed, t, alive)
+    forward_pass(x, rows, ops, opf, out_act, params, aux, acts, True, seed, t, alive, csr)
     out = block(acts, ops[last, OC_BUF], m, k_out)
     data = loss_delta(loss, ops[last, OC_ACT], opf[last, OF_ALPHA], out, Y, labels, rows, sw,
                       loss_param, norm, block(deltas, ops[last, OC_BUF], m, k_out))
-    backward_pass(x, rows, ops, opf, params, grad, acts, deltas, seed, t)
+    backward_pass(x, rows, ops, opf, params, grad, acts, deltas, seed, t, csr)
     if acc_kind != ACC_SKIP:
         output_stats(out, Y, labels, rows, sw, acc_kind, stats)
     return data

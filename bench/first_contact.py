@@ -39,7 +39,7 @@ model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accur
 model.fit(X, y, epochs=2, batch_size=64)
 fit = time.perf_counter() - start
 model.predict(X)
-model.evaluate(X, y)
+model.evaluate(X, y, verbose=0)
 print(imported, fit, time.perf_counter() - start)
 """
 

@@ -23,5 +23,5 @@ model = fastbp.Sequential([
 model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
 model.fit(X_train, y_train, epochs=20, batch_size=32, validation_data=(X_test, y_test),
           verbose=1)
-loss, accuracy = model.evaluate(X_test, y_test)
+loss, accuracy = model.evaluate(X_test, y_test, verbose=0)
 print(f"test loss {loss:.4f}, test accuracy {accuracy:.4f}")

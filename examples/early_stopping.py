@@ -31,7 +31,7 @@ stop = EarlyStopping(monitor="val_loss", patience=15, restore_best_weights=True)
 history = model.fit(X_train, y_train, epochs=500, batch_size=32, validation_split=0.2,
                     callbacks=[stop])
 
-loss, accuracy = model.evaluate(X_test, y_test)
+loss, accuracy = model.evaluate(X_test, y_test, verbose=0)
 print(f"stopped after {len(history.epoch)} epochs; best epoch {stop.best_epoch + 1} "
       f"(val_loss {stop.best:.4f}); test accuracy {accuracy:.4f}")
 

@@ -14,7 +14,7 @@ from ._threads import get_num_threads, set_num_threads
 from ._validation import NonFiniteLossError, NotFittedError
 from .callbacks import History
 from .io import ModelFileError
-from .layers import Activation, BatchNormalization, Dense, Dropout
+from .layers import Activation, BatchNormalization, Dense, Dropout, Input
 from .model import Sequential, load_model
 
 __version__ = "0.1.0"
@@ -44,7 +44,7 @@ def warmup(verbose=False):
 
 
 __all__ = [
-    "MLPClassifier", "MLPRegressor", "Activation", "BatchNormalization", "Dense", "Dropout", "History", "ModelFileError", "NonFiniteLossError", "NotFittedError", "Sequential",
+    "MLPClassifier", "MLPRegressor", "Activation", "BatchNormalization", "Dense", "Dropout", "History", "Input", "ModelFileError", "NonFiniteLossError", "NotFittedError", "Sequential",
     "callbacks", "get_num_threads", "initializers", "load", "load_model", "losses", "optimizers",
     "schedules", "set_num_threads", "warmup",
 ]

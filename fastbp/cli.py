@@ -40,13 +40,13 @@ def demo(epochs=20, seed=0, batch_size=32):
     model.fit(X_train, y_train, epochs=epochs, batch_size=batch_size,
               validation_data=(X_test, y_test), verbose=1)
     fast = time.perf_counter() - start
-    _, accuracy = model.evaluate(X_test, y_test)
+    _, accuracy = model.evaluate(X_test, y_test, verbose=0)
 
     reference = make("numpy")
     start = time.perf_counter()
     reference.fit(X_train, y_train, epochs=epochs, batch_size=batch_size)
     slow = time.perf_counter() - start
-    _, ref_accuracy = reference.evaluate(X_test, y_test)
+    _, ref_accuracy = reference.evaluate(X_test, y_test, verbose=0)
 
     print(f"test accuracy: {accuracy:.4f} (NumPy reference: {ref_accuracy:.4f})")
     print(f"training time for {epochs} epochs: fastbp {fast:.3f} s, NumPy reference "

@@ -110,7 +110,6 @@ LOSS_ALIASES = {
     "mean_squared_error": "squared_error",
     "bce": "binary_crossentropy",
     "cce": "categorical_crossentropy",
-    "sparse_categorical_crossentropy": "categorical_crossentropy",
     "crossentropy": "categorical_crossentropy",
 }
 

@@ -33,13 +33,26 @@ def _activation(activation, alpha):
     return name, code, check_float(alpha, "alpha", low=0.0, low_open=True)
 
 
+def check_input_shape(shape, name="input_shape"):
+    """The input width of a shape ``(n_features,)`` (Keras's ``input_shape``/``Input``)."""
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (shape,)
+    if not isinstance(shape, (tuple, list)) or len(shape) != 1:
+        raise ValueError(f"{name} must be (n_features,): fastbp's layers take rows of features; "
+                         f"received {name}={shape!r}")
+    return check_int(shape[0], f"{name}[0]", low=1)
+
+
 class Layer:
     """Base class: a name, no weights."""
 
     n_weights = 0  # arrays exchanged by get_weights / set_weights
+    input_width = None  # set by ``input_shape`` (Keras): the model builds at once
 
-    def __init__(self, name=None):
+    def __init__(self, name=None, input_shape=None):
         self.name = _check_name(name)
+        if input_shape is not None:
+            self.input_width = check_input_shape(input_shape)
 
     def get_config(self):
         return {"class_name": type(self).__name__, "name": self.name}
@@ -68,13 +81,15 @@ class Dense(Layer):
     l1, l2 : float
         Penalty ``l1 * sum|W| + l2 * sum W^2`` added to the loss (biases are not penalised).
     name : str, optional
+    input_shape : tuple (n_features,), optional
+        On the first layer, as in Keras: the model is built for that width at once.
     """
 
     n_weights = 2
 
     def __init__(self, units, activation=None, alpha=None, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", l1=0.0, l2=0.0, name=None):
-        super().__init__(name)
+                 bias_initializer="zeros", l1=0.0, l2=0.0, name=None, input_shape=None):
+        super().__init__(name, input_shape)
         self.units = check_int(units, "units", low=1)
         self.activation, self.activation_code, self.alpha = _activation(activation, alpha)
         self.kernel_initializer = initializers.get(kernel_initializer)
@@ -124,8 +139,8 @@ class Activation(Layer):
     before the non-linearity.
     """
 
-    def __init__(self, activation, alpha=None, name=None):
-        super().__init__(name)
+    def __init__(self, activation, alpha=None, name=None, input_shape=None):
+        super().__init__(name, input_shape)
         self.activation, self.activation_code, self.alpha = _activation(activation, alpha)
 
     def get_config(self):
@@ -149,8 +164,8 @@ class Dropout(Layer):
     Masks are drawn inside the compiled loop from the model's seed (same seed, same masks).
     """
 
-    def __init__(self, rate, name=None):
-        super().__init__(name)
+    def __init__(self, rate, name=None, input_shape=None):
+        super().__init__(name, input_shape)
         self.rate = check_float(rate, "rate", low=0.0, high=1.0, high_open=True)
 
     def get_config(self):
@@ -172,8 +187,8 @@ class BatchNormalization(Layer):
 
     n_weights = 4
 
-    def __init__(self, momentum=0.99, epsilon=1e-3, name=None):
-        super().__init__(name)
+    def __init__(self, momentum=0.99, epsilon=1e-3, name=None, input_shape=None):
+        super().__init__(name, input_shape)
         self.momentum = check_float(momentum, "momentum", low=0.0, high=1.0)
         self.epsilon = check_float(epsilon, "epsilon", low=0.0, low_open=True)
         self.activation, self.activation_code, self.alpha = "linear", codes.LINEAR, 0.0
@@ -200,6 +215,19 @@ class BatchNormalization(Layer):
 
     def __repr__(self):
         return "BatchNormalization()"
+
+
+class Input:
+    """The input of a ``Sequential`` model (Keras's ``keras.Input``): ``Input(shape=(n,))`` as
+    the first element builds the model for rows of ``n`` features at once. Not a layer: it
+    has no weights and does nothing."""
+
+    def __init__(self, shape, name=None):
+        self.width = check_input_shape(shape, "shape")
+        self.name = _check_name(name)
+
+    def __repr__(self):
+        return f"Input(shape=({self.width},))"
 
 
 LAYERS = {cls.__name__: cls for cls in (Dense, Activation, Dropout, BatchNormalization)}

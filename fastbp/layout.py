@@ -203,6 +203,5 @@ def _check_order(layers):
                 raise ValueError(f"layer {i} (Activation) follows a layer that already has "
                                  f"activation {before.activation!r}; give that layer "
                                  f"activation=None (linear) instead")
-    if isinstance(layers[-1], Dropout):
-        raise ValueError("the last layer must be Dense, BatchNormalization or Activation; "
-                         "received Dropout (dropout on the outputs has no use)")
+    # a Dropout last is allowed, as in Keras: it drops outputs while training and does
+    # nothing at inference

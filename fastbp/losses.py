@@ -49,6 +49,26 @@ class Loss:
     def get_config(self):
         return {"name": self.name}
 
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        """The loss of predictions ``y_pred`` (n, k), the model's outputs, against ``y_true``,
+        averaged over the rows (weighted by ``sample_weight`` and divided by n, as Keras's
+        default reduction): ``loss_fn(y, model(x))`` as in a hand-written training loop.
+        Computed in float64 by the NumPy reference (``fastbp.reference.losses``)."""
+        from ._validation import check_sample_weight
+        from .reference.losses import loss_delta
+        out = np.array(as_targets(y_pred, "y_pred"), np.float64, ndmin=2)
+        if out.shape[0] == 1 and np.ndim(y_pred) == 1:
+            out = out.reshape(-1, 1)
+        n, k = out.shape
+        Y, labels = self.targets(y_true, k, "y_true")
+        sw = check_sample_weight(sample_weight, n, "sample_weight").astype(np.float64)
+        rows = np.arange(n)
+        # the outputs as given: an activation that no loss is fused with (``LINEAR`` is, with
+        # squared error, where fused and unfused are the same formula)
+        total = loss_delta(self.code, codes.LINEAR, 0.0, out, Y.astype(np.float64), labels,
+                           rows, sw, self.loss_param(k), float(n), np.empty_like(out))
+        return float(total / n)
+
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
         return f"{type(self).__name__}({args})"
@@ -130,6 +150,24 @@ class CategoricalCrossentropy(Loss):
         return Y, np.zeros(0, np.int64)
 
 
+class SparseCategoricalCrossentropy(CategoricalCrossentropy):
+    """Categorical cross-entropy on class indices (n,) (Keras's name for it); one-hot rows are
+    refused."""
+
+    name = "sparse_categorical_crossentropy"
+
+    def targets(self, y, n_outputs, name="y"):
+        if np.ndim(y) == 2 and np.shape(y)[1] > 1:
+            raise ValueError(f"{name} must hold class indices of shape (n_samples,) for "
+                             f"sparse_categorical_crossentropy; received one-hot rows of shape "
+                             f"{np.shape(y)} (use categorical_crossentropy)")
+        return super().targets(y, n_outputs, name)
+
+
+#: Keras's class names for the same losses
+MeanSquaredError = SquaredError
+
+
 class Poisson(Loss):
     """Poisson deviance, mean over outputs: ``y log(y / a) - y + a``; targets >= 0.
 
@@ -149,8 +187,9 @@ class Poisson(Loss):
 
 #: name -> class; the single table the API resolves loss names through.
 LOSSES = {cls.name: cls for cls in (SquaredError, Huber, BinaryCrossentropy,
-                                    CategoricalCrossentropy, Poisson)}
-assert set(LOSSES) == set(codes.LOSSES)
+                                    CategoricalCrossentropy, SparseCategoricalCrossentropy,
+                                    Poisson)}
+assert {cls.code for cls in LOSSES.values()} == set(codes.LOSSES.values())
 
 
 def get(loss):

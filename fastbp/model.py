@@ -10,7 +10,7 @@ from . import callbacks as callbacks_module
 from . import codes, data, engine, inference, io, labels, losses, optimizers, trainer
 from . import metrics as metric_table
 from ._validation import NotFittedError, check_float, check_int, check_matrix, describe
-from .layers import DEFAULT_NAMES, Dense, Layer
+from .layers import DEFAULT_NAMES, Dense, Input, Layer
 from .layout import Layout
 
 
@@ -54,6 +54,7 @@ class Sequential:
         self.history = None
         self.classes_ = None
         self.stop_training = False
+        self._input_width = None  # from Input(shape=...) or a first layer's input_shape
         if layers is not None:
             if isinstance(layers, Layer) or not hasattr(layers, "__iter__"):
                 raise TypeError(f"layers must be a list of layers; received {describe(layers)}")
@@ -62,7 +63,14 @@ class Sequential:
 
     # -- building ----------------------------------------------------------------------------
     def add(self, layer):
-        """Append a layer (before the model is built); unnamed layers get Keras-style names."""
+        """Append a layer (before the model is built); unnamed layers get Keras-style names.
+        ``Input(shape=(n,))`` first, or ``input_shape=(n,)`` on the first layer, gives the
+        input width: the model is built as soon as its weights are asked for (Keras)."""
+        if isinstance(layer, Input):
+            if self.layers or self._input_width is not None:
+                raise ValueError("Input(...) must come first, once")
+            self._input_width = layer.width
+            return
         if not isinstance(layer, Layer):
             raise TypeError(f"layers must be fastbp layers such as fastbp.Dense; received "
                             f"{describe(layer)}")
@@ -77,6 +85,11 @@ class Sequential:
                 index += 1
                 name = f"{base}_{index}"
             layer.name = name
+        if layer.input_width is not None:
+            if self.layers or self._input_width is not None:
+                raise ValueError(f"input_shape belongs on the first layer; received it on "
+                                 f"layer {len(self.layers)} ({layer.name})")
+            self._input_width = layer.input_width
         self.layers.append(layer)
 
     @property
@@ -85,8 +98,14 @@ class Sequential:
 
     @property
     def n_features(self):
-        """Input width, known once the model is built (at the first fit)."""
-        return None if self.layout is None else self.layout.n_features
+        """Input width: the built model's, else the declared one (``Input``, ``input_shape``),
+        else None until the first fit."""
+        return self._input_width if self.layout is None else self.layout.n_features
+
+    def _build_declared(self):
+        """Build for the declared input width, if there is one and the model is not built."""
+        if not self.built and self._input_width is not None and self.layers:
+            self.build(self._input_width)
 
     def _output_units(self):
         dense = [layer for layer in self.layers if isinstance(layer, Dense)]
@@ -295,30 +314,62 @@ class Sequential:
         logs.update(metric_table.compute(self.metrics, stats))
         return logs
 
-    def evaluate(self, X, y, batch_size=None, sample_weight=None, return_dict=False):
+    def evaluate(self, X, y, batch_size=None, verbose="auto", sample_weight=None,
+                 return_dict=False):
         """Loss (penalty included) and metrics on the given data, in inference mode.
 
         Returns the loss alone when no metrics were compiled, else ``[loss, *metrics]``; a
-        dict ``{"loss": ..., metric: ...}`` with ``return_dict=True``.
+        dict ``{"loss": ..., metric: ...}`` with ``return_dict=True``. ``verbose`` (0, 1, 2 or
+        "auto", as Keras's): above 0, one line with the results.
         """
+        verbose = _check_verbose(verbose)
         self._require_fitted("evaluate")
         prepared, _, _ = data.prepare(self, X, y, sample_weight)
         logs = self._evaluate_arrays(*prepared, batch_size)
+        if verbose:
+            print(" - ".join(f"{key}: {value:.4f}" for key, value in logs.items()))
         if return_dict:
             return logs
         return logs["loss"] if len(logs) == 1 else list(logs.values())
 
-    def predict(self, X, batch_size=None):
+    def predict(self, X, batch_size=None, verbose="auto"):
         """Outputs of the last layer, float32 array of shape (n_samples, n_outputs).
 
-        ``batch_size`` only sets how many rows are processed per pass (memory vs. speed).
+        ``batch_size`` only sets how many rows are processed per pass (memory vs. speed);
+        ``verbose`` is accepted as Keras's (a prediction prints nothing).
         """
+        _check_verbose(verbose)
         self._require_fitted("predict")
         X = check_matrix(X, "X", self.n_features, sparse=True)
         if batch_size is not None:
             batch_size = check_int(batch_size, "batch_size", low=1)
         return inference.predict(engine.get(self.backend), self.layout, self.params, self.aux, X,
                                  batch_size)
+
+    def __call__(self, X):
+        """``model(X)``: the outputs of the last layer for ``X``, as ``predict`` (Keras)."""
+        return self.predict(X)
+
+    def predict_on_batch(self, X):
+        """The outputs for one batch ``X`` (Keras's name; the same as ``predict``)."""
+        return self.predict(X)
+
+    def test_on_batch(self, X, y, sample_weight=None, return_dict=False):
+        """Loss and metrics of one batch, inference mode (Keras's name for ``evaluate`` on
+        one batch)."""
+        return self.evaluate(X, y, verbose=0, sample_weight=sample_weight,
+                             return_dict=return_dict)
+
+    def train_on_batch(self, X, y, sample_weight=None, class_weight=None, return_dict=False):
+        """One optimizer step on the batch ``X``, ``y`` (all its rows, in order) through the
+        compiled epoch loop; returns the batch's loss and metrics as ``evaluate`` does
+        (training-mode values, before the step)."""
+        history = self.fit(X, y, epochs=1, batch_size=len(X), shuffle=False, verbose=0,
+                           sample_weight=sample_weight, class_weight=class_weight)
+        logs = {key: values[-1] for key, values in history.history.items() if key != "lr"}
+        if return_dict:
+            return logs
+        return logs["loss"] if len(logs) == 1 else list(logs.values())
 
     def predict_proba(self, X, batch_size=None):
         """Class probabilities: softmax rows, or (1 - p, p) for a single sigmoid output.
@@ -426,14 +477,32 @@ class Sequential:
                  self.aux if self.aux is not None else empty, state)
 
     def get_config(self):
-        return {"name": self.name, "seed": self.seed,
-                "layers": [layer.get_config() for layer in self.layers]}
+        """The architecture: name, seed, the layers' configurations (and the declared input
+        width, if any); ``Sequential.from_config`` builds the same model (unfitted)."""
+        config = {"name": self.name, "seed": self.seed,
+                  "layers": [layer.get_config() for layer in self.layers]}
+        if self._input_width is not None:
+            config["input_shape"] = [self._input_width]
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        """A new, unfitted model from ``get_config()``'s dictionary (Keras)."""
+        from .layers import from_config as layer_from_config
+        if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+            raise ValueError(f"from_config expects a dict with a list of layers (as get_config "
+                             f"returns); received {describe(config)}")
+        layers = [layer_from_config(c) for c in config["layers"]]
+        if config.get("input_shape") is not None:
+            layers.insert(0, Input(shape=tuple(config["input_shape"])))
+        return cls(layers, seed=config.get("seed"), name=config.get("name"))
 
     def summary(self, print_fn=print):
         """Print a table of layers, output widths and parameter counts."""
+        self._build_declared()
         lines = [f'Model: "{self.name or "sequential"}"',
                  f"{'Layer':<28}{'Output':<14}{'Activation':<14}{'Params':>10}"]
-        total = 0 if self.layout is not None else None
+        total = 0 if self.n_features is not None else None
         width = self.n_features
         for layer in self.layers:
             count = "?"
@@ -454,11 +523,13 @@ class Sequential:
             raise RuntimeError(f"call compile(optimizer=..., loss=...) before {what}()")
 
     def _require_built(self, what):
+        self._build_declared()
         if not self.built:
             raise NotFittedError(f"this model has no weights yet; call fit() (or build("
                                  f"n_features)) before {what}()")
 
     def _require_fitted(self, what):
+        self._build_declared()
         if not self.built:
             raise NotFittedError(f"this model is not fitted yet; call fit() before {what}()")
         if self.loss is None and what == "evaluate":
@@ -505,3 +576,10 @@ def load_model(path):
         raise io.ModelFileError(f"{path!s} is not a readable fastbp model file: "
                                 f"{type(err).__name__}: {err}") from None
     return model
+
+
+def _check_verbose(verbose):
+    """Keras's ``verbose``: 0, 1, 2 or "auto" (1); returns 0, 1 or 2."""
+    if verbose == "auto":
+        return 1
+    return check_int(verbose, "verbose", low=0, high=2)

@@ -114,7 +114,7 @@ model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accur
 model.fit(X, y, epochs=2, batch_size=64)
 first_fit = time.perf_counter() - start
 model.predict(X)
-model.evaluate(X, y)
+model.evaluate(X, y, verbose=0)
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     fastbp.MLPClassifier(hidden_layer_sizes=(16,), solver="lbfgs", max_iter=5).fit(X, y)

@@ -127,7 +127,7 @@ fastbp.scheduler.MIN_PARALLEL_FLOPS = 0  # the threaded epoch too
 for data in inputs:
     model.fit(data, y, epochs=1, batch_size=64, validation_data=(data, y))
     model.predict(data)
-    model.evaluate(data, y)
+    model.evaluate(data, y, verbose=0)
 frozen = X.copy()
 frozen.flags.writeable = False
 model.predict(frozen)

@@ -77,10 +77,11 @@ def rounds(reps, mode, hyper, w, g, state, w_own, state_own, sync, out):
             began = ticks()
             if mode == 4:
                 update_segment(ADAM, w_own[s], g[0], g[1], np.bool_(True), state_own[s, 0],
-                               state_own[s, 1], 0.0, 0.0, hyper, 1e-3, 1.0)
+                               state_own[s, 1], 0.0, 0.0, hyper, (1e-3, 0.0, 0.0, 0.0), 1.0)
             else:
                 update_segment(ADAM, w[lo:hi], g[0, lo:hi], g[1, lo:hi], np.bool_(True),
-                               state[0, lo:hi], state[1, lo:hi], 0.0, 0.0, hyper, 1e-3, 1.0)
+                               state[0, lo:hi], state[1, lo:hi], 0.0, 0.0, hyper, (1e-3, 0.0, 0.0, 0.0),
+                               1.0)
             out[s, 1] += ticks() - began
             barrier(sync, s, 2 * r + 2)
 

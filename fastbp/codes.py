@@ -131,14 +131,17 @@ ADAM = 1
 ADAMW = 2
 RMSPROP = 3
 ADAGRAD = 4
+NADAM = 5
+ADAMAX = 6
 
 #: in place of an optimizer: the epoch loop computes the gradient of its one batch (penalty
 #: included) into ``grads[0]`` and changes nothing (the full-batch objective of L-BFGS)
 NO_STEP = -1
 
-OPTIMIZERS = {"sgd": SGD, "adam": ADAM, "adamw": ADAMW, "rmsprop": RMSPROP, "adagrad": ADAGRAD}
+OPTIMIZERS = {"sgd": SGD, "adam": ADAM, "adamw": ADAMW, "rmsprop": RMSPROP, "adagrad": ADAGRAD,
+              "nadam": NADAM, "adamax": ADAMAX}
 #: number of state vectors (each as long as the parameter vector) an optimizer keeps.
-OPTIMIZER_SLOTS = {SGD: 1, ADAM: 2, ADAMW: 2, RMSPROP: 2, ADAGRAD: 1}
+OPTIMIZER_SLOTS = {SGD: 1, ADAM: 2, ADAMW: 2, RMSPROP: 2, ADAGRAD: 1, NADAM: 2, ADAMAX: 2}
 
 # Slots of the float64 ``hyper`` array.
 HP_LR = 0
@@ -151,7 +154,9 @@ HP_WEIGHT_DECAY = 6
 HP_RHO = 7
 HP_CLIPNORM = 8      # global-norm clipping threshold; 0 = off
 HP_CLIPVALUE = 9     # element clipping threshold; 0 = off
-N_HYPER = 10
+HP_MOMENTUM_DECAY = 10  # Nadam: mu_t = beta_1 (1 - 0.5 * 0.96 ** (t * momentum_decay))
+HP_MU_PRODUCT = 11   # Nadam: mu_1 * ... * mu_t of the steps taken (the epoch loop keeps it)
+N_HYPER = 12
 
 # --- metrics computed inside the epoch ----------------------------------------------------
 # Slots of the float64 ``stats`` array that a training epoch or an evaluation accumulates.

@@ -248,10 +248,11 @@ def _check_numbers(model_file, path):
         if not np.isfinite(state).all():
             raise _damaged(path, "its optimizer state holds NaN or infinite values")
         name = model_file.meta["compile"]["optimizer"].get("name")
-        slot = {"adam": 1, "adamw": 1, "rmsprop": 0, "adagrad": 0}.get(name)
+        slot = {"adam": 1, "adamw": 1, "nadam": 1, "adamax": 1, "rmsprop": 0,
+                "adagrad": 0}.get(name)
         if slot is not None and (state[slot] < 0).any():
             raise _damaged(path, f"its optimizer state holds negative {name} squared-gradient "
-                                 f"averages")
+                                 f"averages (or gradient maxima)")
 
 
 def read(path):

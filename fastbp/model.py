@@ -141,7 +141,8 @@ class Sequential:
         Parameters
         ----------
         optimizer : str or Optimizer
-            ``"sgd"``, ``"adam"``, ``"adamw"``, ``"rmsprop"``, ``"adagrad"`` or an instance
+            ``"sgd"``, ``"adam"``, ``"adamw"``, ``"rmsprop"``, ``"adagrad"``, ``"nadam"``,
+            ``"adamax"`` or an instance
             (whose ``learning_rate`` may be a ``fastbp.schedules`` schedule).
         loss : str or Loss
             ``"mse"``/``"squared_error"``, ``"huber"``, ``"binary_crossentropy"``,

@@ -69,6 +69,9 @@ class Optimizer:
     def _fill(self, h):
         pass
 
+    def advanced(self, hyper):
+        """Take back what the epoch loop kept in ``hyper`` over the steps it took."""
+
     @property
     def n_slots(self):
         return codes.OPTIMIZER_SLOTS[self.code]
@@ -217,8 +220,58 @@ class Adagrad(Optimizer):
                 "epsilon": self.epsilon}
 
 
+class Nadam(Adam):
+    """Adam with Nesterov momentum (Dozat 2016), as Keras's and PyTorch's ``NAdam``.
+
+    With ``mu_t = beta_1 (1 - 0.5 * 0.96 ** (t * momentum_decay))`` and ``P_t = mu_1 ... mu_t``:
+    ``w -= lr * (mu_(t+1) m / (1 - P_(t+1)) + (1 - mu_t) g / (1 - P_t)) / (sqrt(v / (1 - b2^t))
+    + eps)``. ``momentum_decay=1`` is Keras's schedule; PyTorch's default is 0.004.
+    """
+
+    name = "nadam"
+    code = codes.NADAM
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 momentum_decay=1.0, **clip):
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, **clip)
+        self.momentum_decay = check_float(momentum_decay, "momentum_decay", low=0.0)
+        self._mu_product = (0, 1.0)  # (steps, mu_1 ... mu_steps)
+
+    def mu_product(self):
+        """``mu_1 * ... * mu_t`` for ``t = iterations``, multiplied in step order as the epoch
+        loop does (recomputed only when ``iterations`` was set from outside)."""
+        steps, product = self._mu_product
+        if steps != self.iterations:
+            product = 1.0
+            for t in range(1, self.iterations + 1):
+                product *= self.beta_1 * (1.0 - 0.5 * 0.96 ** (t * self.momentum_decay))
+                if product == 0.0:
+                    break
+            self._mu_product = (self.iterations, product)
+        return product
+
+    def _fill(self, h):
+        super()._fill(h)
+        h[codes.HP_MOMENTUM_DECAY] = self.momentum_decay
+        h[codes.HP_MU_PRODUCT] = self.mu_product()
+
+    def advanced(self, hyper):
+        self._mu_product = (self.iterations, float(hyper[codes.HP_MU_PRODUCT]))
+
+    def get_config(self):
+        return {**super().get_config(), "momentum_decay": self.momentum_decay}
+
+
+class Adamax(Adam):
+    """Adam with the infinity norm (Kingma & Ba 2015, section 7.1), as Keras's ``Adamax``:
+    ``u = max(beta_2 u, |g|)``; ``w -= lr / (1 - beta_1^t) * m / (u + eps)``."""
+
+    name = "adamax"
+    code = codes.ADAMAX
+
+
 #: name -> class; the single table the API resolves optimizer names through.
-OPTIMIZERS = {cls.name: cls for cls in (SGD, Adam, AdamW, RMSprop, Adagrad)}
+OPTIMIZERS = {cls.name: cls for cls in (SGD, Adam, AdamW, RMSprop, Adagrad, Nadam, Adamax)}
 assert set(OPTIMIZERS) == set(codes.OPTIMIZERS)
 
 

@@ -103,6 +103,7 @@ class EpochRunner:
             self.status = status
             return None
         opt.iterations = int(t)
+        opt.advanced(hyper)
         opt.epochs += 1
         self.lr = float(hyper[codes.HP_LR])
         self.steps = opt.iterations - start

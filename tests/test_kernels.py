@@ -355,6 +355,9 @@ OPTIMIZER_CASES = {
     "rmsprop_momentum": (codes.RMSPROP, {codes.HP_RHO: 0.9, codes.HP_EPS: 1e-7,
                                          codes.HP_MOMENTUM: 0.5}),
     "adagrad": (codes.ADAGRAD, {codes.HP_EPS: 1e-7}),
+    "nadam": (codes.NADAM, {codes.HP_BETA1: 0.9, codes.HP_BETA2: 0.999, codes.HP_EPS: 1e-7,
+                            codes.HP_MOMENTUM_DECAY: 0.004, codes.HP_MU_PRODUCT: 0.8}),
+    "adamax": (codes.ADAMAX, {codes.HP_BETA1: 0.9, codes.HP_BETA2: 0.999, codes.HP_EPS: 1e-7}),
 }
 
 
@@ -416,11 +419,12 @@ def test_penalty_value_and_step_rate(c1, c2, rng):
         r_optim.penalty_value(f64(w), c1, c2), rel=RTOL, abs=1e-12)
     hyper = np.zeros(codes.N_HYPER)
     hyper[codes.HP_LR], hyper[codes.HP_BETA1], hyper[codes.HP_BETA2] = 0.01, 0.9, 0.999
-    for code in (codes.SGD, codes.ADAM, codes.ADAMW, codes.RMSPROP):
+    for code in (codes.SGD, codes.ADAM, codes.ADAMW, codes.RMSPROP, codes.ADAMAX):
         for t in (1, 7):
-            assert k_optim.step_rate(code, hyper, t) == pytest.approx(
+            assert k_optim.step_rate(code, hyper, t)[0] == pytest.approx(
                 r_optim.step_rate(code, hyper, t), rel=1e-12)
-    assert k_optim.step_rate(codes.ADAM, hyper, 1) == pytest.approx(0.01 * np.sqrt(0.001) / 0.1)
+    assert k_optim.step_rate(codes.ADAM, hyper, 1)[0] == pytest.approx(
+        0.01 * np.sqrt(0.001) / 0.1)
 
 
 def test_clip_scale():

@@ -22,9 +22,10 @@ import numpy as np
 
 from .._jit import jit
 from ..codes import (
-    ADAGRAD, ADAM, ADAMW, DG_PER_RUN, HP_BETA1, HP_BETA2, HP_CLIPVALUE, HP_EPS, HP_LR,
-    HP_MOMENTUM, HP_NESTEROV, HP_RHO, HP_WEIGHT_DECAY, RMSPROP, RUN_L1, RUN_L2, RUN_START,
-    RUN_STOP, SEG_C1, SEG_C2, SEG_RUN, SEG_START, SEG_STOP, SGD,
+    ADAGRAD, ADAM, ADAMAX, ADAMW, DG_PER_RUN, HP_BETA1, HP_BETA2, HP_CLIPVALUE, HP_EPS, HP_LR,
+    HP_MOMENTUM, HP_MOMENTUM_DECAY, HP_MU_PRODUCT, HP_NESTEROV, HP_RHO, HP_WEIGHT_DECAY, NADAM,
+    RMSPROP, RUN_L1, RUN_L2, RUN_START, RUN_STOP, SEG_C1, SEG_C2, SEG_RUN, SEG_START, SEG_STOP,
+    SGD,
 )
 from .views import copy_to
 
@@ -139,19 +140,41 @@ def gradient_at(g0, g1, two, w, pen, c1, two_c2, sc, cv, i):
     return min(max(g * sc, -cv), cv)
 
 
+@jit(inline="always")
+def nadam_mu(hyper, t):
+    """Nadam's momentum coefficient of step t: ``beta_1 (1 - 0.5 * 0.96 ** (t decay))``."""
+    return hyper[HP_BETA1] * (1.0 - 0.5 * 0.96 ** (t * hyper[HP_MOMENTUM_DECAY]))
+
+
 @jit
 def step_rate(code, hyper, t):
-    """The step's learning rate: Adam's and AdamW's with the bias correction of step t
-    (computed once per step, not once per run), the plain rate otherwise."""
+    """The step's coefficients, computed once per step (not once per run):
+    ``(rate, a, b, c)``.
+
+    Adam, AdamW: the rate with the bias correction of step t. Adamax: ``lr / (1 - b1^t)``.
+    Nadam: the plain rate, ``a = mu_(t+1) / (1 - mu_1 ... mu_(t+1))`` and
+    ``b = (1 - mu_t) / (1 - mu_1 ... mu_t)``, the weights of the first moment and of the
+    gradient in its look-ahead step (``hyper[HP_MU_PRODUCT]`` is the product to step t - 1),
+    and ``c = 1 / (1 - b2^t)``. The plain rate otherwise.
+    """
+    lr = hyper[HP_LR]
     if code == ADAM or code == ADAMW:
         b1 = hyper[HP_BETA1]
         b2 = hyper[HP_BETA2]
-        return hyper[HP_LR] * np.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
-    return hyper[HP_LR]
+        return lr * np.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t), 0.0, 0.0, 0.0
+    if code == ADAMAX:
+        return lr / (1.0 - hyper[HP_BETA1] ** t), 0.0, 0.0, 0.0
+    if code == NADAM:
+        mu = nadam_mu(hyper, t)
+        mu_next = nadam_mu(hyper, t + 1)
+        product = hyper[HP_MU_PRODUCT] * mu
+        return (lr, mu_next / (1.0 - product * mu_next), (1.0 - mu) / (1.0 - product),
+                1.0 / (1.0 - hyper[HP_BETA2] ** t))
+    return lr, 0.0, 0.0, 0.0
 
 
 @jit
-def update_segment(code, w, g0, g1, two, s0, s1, c1, c2, hyper, rate, scale):
+def update_segment(code, w, g0, g1, two, s0, s1, c1, c2, hyper, coef, scale):
     """One optimizer step on a run of parameters, the gradient assembled element by element.
 
     The gradient of element i is ``g0[i]`` (plus ``g1[i]`` when ``two``: two shards summed in
@@ -169,8 +192,8 @@ def update_segment(code, w, g0, g1, two, s0, s1, c1, c2, hyper, rate, scale):
     s0, s1 : float32 arrays of shape (n,)
         The optimizer's first and second state vectors over the run (``s1`` unused by
         one-slot optimizers).
-    rate : float
-        ``step_rate`` of this step.
+    coef : tuple of three floats
+        ``step_rate`` of this step: the rate and the rule's step coefficients.
     scale : float
         Global-norm clipping factor.
     """
@@ -178,7 +201,7 @@ def update_segment(code, w, g0, g1, two, s0, s1, c1, c2, hyper, rate, scale):
     pen = c1 != 0.0 or c2 != 0.0
     c1f = np.float32(c1)
     two_c2 = np.float32(2.0 * c2)
-    lr = np.float32(rate)
+    lr = np.float32(coef[0])
     sc = np.float32(scale)
     cv = np.float32(hyper[HP_CLIPVALUE]) if hyper[HP_CLIPVALUE] > 0.0 else np.float32(np.inf)
     if code == SGD:
@@ -230,6 +253,31 @@ def update_segment(code, w, g0, g1, two, s0, s1, c1, c2, hyper, rate, scale):
             acc = s0[i] + gi * gi
             s0[i] = acc
             w[i] -= lr * gi / (np.sqrt(acc) + eps)
+    elif code == NADAM:
+        b1f = np.float32(hyper[HP_BETA1])
+        b2f = np.float32(hyper[HP_BETA2])
+        eps = np.float32(hyper[HP_EPS])
+        a = np.float32(coef[1])
+        b = np.float32(coef[2])
+        bias2 = np.float32(coef[3])
+        for i in range(n):
+            gi = gradient_at(g0, g1, two, w[i], pen, c1f, two_c2, sc, cv, i)
+            mi = b1f * s0[i] + (_ONE - b1f) * gi
+            vi = b2f * s1[i] + (_ONE - b2f) * gi * gi
+            s0[i] = mi
+            s1[i] = vi
+            w[i] -= lr * (a * mi + b * gi) / (np.sqrt(vi * bias2) + eps)
+    elif code == ADAMAX:
+        b1f = np.float32(hyper[HP_BETA1])
+        b2f = np.float32(hyper[HP_BETA2])
+        eps = np.float32(hyper[HP_EPS])
+        for i in range(n):
+            gi = gradient_at(g0, g1, two, w[i], pen, c1f, two_c2, sc, cv, i)
+            mi = b1f * s0[i] + (_ONE - b1f) * gi
+            ui = max(b2f * s1[i], abs(gi))
+            s0[i] = mi
+            s1[i] = ui
+            w[i] -= lr * mi / (ui + eps)
 
 
 @jit

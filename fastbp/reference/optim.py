@@ -6,8 +6,9 @@ Every rule is written once, as a formula over a run of the vector, in the dtype 
 import numpy as np
 
 from ..codes import (
-    ADAGRAD, ADAM, ADAMW, DG_PER_RUN, HP_BETA1, HP_BETA2, HP_CLIPVALUE, HP_EPS, HP_LR, HP_MOMENTUM,
-    HP_NESTEROV, HP_RHO, HP_WEIGHT_DECAY, RMSPROP, SGD,
+    ADAGRAD, ADAM, ADAMAX, ADAMW, DG_PER_RUN, HP_BETA1, HP_BETA2, HP_CLIPVALUE, HP_EPS, HP_LR,
+    HP_MOMENTUM, HP_MOMENTUM_DECAY, HP_MU_PRODUCT, HP_NESTEROV, HP_RHO, HP_WEIGHT_DECAY, NADAM,
+    RMSPROP, SGD,
 )
 
 
@@ -71,12 +72,20 @@ def add_penalty(w, g, c1, c2):
     return penalty_value(w, c1, c2)
 
 
+def nadam_mu(hyper, t):
+    """Nadam's momentum coefficient of step t: ``beta_1 (1 - 0.5 * 0.96 ** (t decay))``."""
+    return float(hyper[HP_BETA1]) * (1.0 - 0.5 * 0.96 ** (t * float(hyper[HP_MOMENTUM_DECAY])))
+
+
 def step_rate(code, hyper, t):
-    """The step's learning rate: with Adam's bias correction of step t for Adam and AdamW."""
+    """The step's learning rate: with Adam's bias correction of step t for Adam and AdamW,
+    Adamax's ``lr / (1 - b1^t)``."""
     lr = float(hyper[HP_LR])
     if code in (ADAM, ADAMW):
         b1, b2 = float(hyper[HP_BETA1]), float(hyper[HP_BETA2])
         return lr * np.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
+    if code == ADAMAX:
+        return lr / (1.0 - float(hyper[HP_BETA1]) ** t)
     return lr
 
 
@@ -117,6 +126,24 @@ def update_segment(code, w, g, s0, s1, hyper, t, scale):
         accumulator = s0
         accumulator += g * g
         w -= lr * g / (np.sqrt(accumulator) + hyper[HP_EPS])
+    elif code == NADAM:
+        # Nesterov-accelerated Adam (Dozat 2016, as PyTorch's NAdam): the step looks ahead
+        # with the next momentum coefficient; mu_product is mu_1 ... mu_(t-1)
+        b1, b2, eps = hyper[HP_BETA1], hyper[HP_BETA2], hyper[HP_EPS]
+        m, v = s0, s1
+        m[...] = b1 * m + (1.0 - b1) * g
+        v[...] = b2 * v + (1.0 - b2) * g * g
+        mu, mu_next = nadam_mu(hyper, t), nadam_mu(hyper, t + 1)
+        product = hyper[HP_MU_PRODUCT] * mu
+        m_hat = mu_next * m / (1.0 - product * mu_next) + (1.0 - mu) * g / (1.0 - product)
+        w -= lr * m_hat / (np.sqrt(v / (1.0 - b2 ** t)) + eps)
+    elif code == ADAMAX:
+        # Adam with the infinity norm: u = max(b2 u, |g|); w -= lr / (1 - b1^t) m / (u + eps)
+        b1, b2, eps = hyper[HP_BETA1], hyper[HP_BETA2], hyper[HP_EPS]
+        m, u = s0, s1
+        m[...] = b1 * m + (1.0 - b1) * g
+        u[...] = np.maximum(b2 * u, np.abs(g))
+        w -= step_rate(code, hyper, t) * m / (u + eps)
     else:
         raise ValueError(f"unknown optimizer code {code}")
 

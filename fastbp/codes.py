@@ -97,6 +97,7 @@ HUBER = 1
 BINARY_CROSSENTROPY = 2
 CATEGORICAL_CROSSENTROPY = 3
 POISSON = 4
+ABSOLUTE_ERROR = 5
 
 LOSSES = {
     "squared_error": SQUARED_ERROR,
@@ -104,10 +105,13 @@ LOSSES = {
     "binary_crossentropy": BINARY_CROSSENTROPY,
     "categorical_crossentropy": CATEGORICAL_CROSSENTROPY,
     "poisson": POISSON,
+    "absolute_error": ABSOLUTE_ERROR,
 }
 LOSS_ALIASES = {
     "mse": "squared_error",
     "mean_squared_error": "squared_error",
+    "mae": "absolute_error",
+    "mean_absolute_error": "absolute_error",
     "bce": "binary_crossentropy",
     "cce": "categorical_crossentropy",
     "crossentropy": "categorical_crossentropy",

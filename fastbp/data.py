@@ -87,8 +87,10 @@ def class_sample_weights(class_weight, class_index, classes, name="class_weight"
 
 
 def prepare(model, X, y, sample_weight=None, class_weight=None, names=("X", "y", "sample_weight"),
-            n_features=None):
-    """Checked kernel-ready arrays ``(X, Y, labels, sw)`` and the classes they imply."""
+            n_features=None, loss=None, classes=None):
+    """Checked kernel-ready arrays ``(X, Y, labels, sw)`` and the classes they imply, for the
+    model's loss and classes (or ``loss`` and ``classes`` when given; the model's metrics are
+    then not checked)."""
     x_name, y_name, w_name = names
     X = check_matrix(X, x_name, n_features if n_features is not None else model.n_features,
                      sparse=True)
@@ -102,10 +104,13 @@ def prepare(model, X, y, sample_weight=None, class_weight=None, names=("X", "y",
         raise TypeError(f"{y_name} must be an array-like of targets; received None")
     check_lengths(X, y if hasattr(y, "__len__") else np.asarray(y), (x_name, y_name))
     n_outputs = model._output_units()
-    y, classes, class_index = encode_targets(model.loss, y, n_outputs, model.classes_, y_name)
-    Y, label_index = model.loss.targets(y, n_outputs, y_name)
+    metrics = model.metrics if loss is None else ()
+    loss = model.loss if loss is None else loss
+    classes = model.classes_ if classes is None else classes
+    y, classes, class_index = encode_targets(loss, y, n_outputs, classes, y_name)
+    Y, label_index = loss.targets(y, n_outputs, y_name)
     if label_index.shape[0] > 0:
-        for metric in model.metrics:
+        for metric in metrics:
             if metric_table.METRICS[metric][1]:
                 raise ValueError(f"metric {metric!r} needs dense targets; received class "
                                  f"labels. Pass one-hot rows or drop the metric.")

@@ -7,6 +7,8 @@
   chunk, out, stats)``: outputs into ``out`` and/or loss and metric sums into ``stats``
   (``kernels.inference.infer``); ``acts`` has one work buffer per thread.
 * ``penalty(params, runs, scale)``: the L1/L2 penalty's value.
+* ``step(code, params, grads, state, hyper, t, seg, scale)``: one optimizer step with a given
+  gradient (``optimizer.apply_gradients``).
 
 The compiled backend is imported on first use, which keeps ``import fastbp`` light. It is
 where arrays cross into compiled code, so it is where they get one type: every array a
@@ -127,6 +129,15 @@ class NumbaBackend:
         from .reference.optim import penalty
         return penalty(params, np.zeros_like(params), runs, scale)
 
+    def step(self, code, params, grads, state, hyper, t, seg, scale):
+        """One step of optimizer ``code`` on the stretches ``seg`` (n, N_SEG) of ``params``
+        (P,) with the summed gradient ``grads`` (1, P) (``kernels.optim.optimizer_step``)."""
+        from .kernels.optim import optimizer_step
+        args = (int(code), params, grads, state, frozen(hyper), int(t), frozen(seg),
+                int(seg.shape[0]), float(scale), np.zeros(0), np.zeros(0, np.float32), True)
+        ready(optimizer_step, args)
+        optimizer_step(*args)
+
 
 class NumpyBackend:
     """The NumPy reference (``fastbp.reference``): one thread, any float dtype."""
@@ -154,6 +165,10 @@ class NumpyBackend:
 
     def penalty(self, params, runs, scale):
         return self._optim.penalty(params, np.zeros_like(params), runs, scale)
+
+    def step(self, code, params, grads, state, hyper, t, seg, scale):
+        self._optim.optimizer_step(code, params, grads, state, hyper, t, seg, seg.shape[0],
+                                   scale, np.zeros(0), np.zeros(0, np.float32), True)
 
 
 def split(n, parts, k):

@@ -8,6 +8,8 @@ in a second vector, ``aux``. The gradient and every optimizer state vector share
 parameter vector's layout.
 """
 
+import copy
+
 import numpy as np
 
 from . import codes
@@ -109,6 +111,16 @@ class Layout:
             cached.flags.writeable = False
             self._frozen_opf = cached
         return cached
+
+    def reading_logits_as(self, act):
+        """This layout with the last op's activation set to ``act`` (the one a ``from_logits``
+        loss is fused with) for training and evaluation: the kernels then take the network's
+        linear outputs as logits. Parameters, offsets and ``opf`` are shared."""
+        twin = copy.copy(self)
+        twin.ops = self.ops.copy()
+        twin.ops[-1, codes.OC_ACT] = act
+        twin._tables = {}
+        return twin
 
     @property
     def n_ops(self):

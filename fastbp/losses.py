@@ -9,10 +9,16 @@ name                         per-sample loss                                  ta
 ===========================  ===============================================  ==========
 squared_error (mse)          mean over outputs of (a - y)^2                   real
 huber                        mean over outputs of 0.5 d^2 or delta(|d| - delta/2)  real
+absolute_error (mae)         mean over outputs of |a - y|                     real
 binary_crossentropy          mean over outputs of -y log a - (1-y) log(1-a)   0/1 (or in [0, 1])
 categorical_crossentropy     -sum_j y_j log a_j                               class index or one-hot
 poisson                      mean over outputs of y log(y / a) - y + a        counts >= 0
 ===========================  ===============================================  ==========
+
+The cross-entropies take Keras's ``from_logits`` (the model's last layer is linear and its
+outputs are logits: the loss applies the softmax or sigmoid itself, fused with the loss, and
+``predict`` returns the logits) and ``label_smoothing`` (targets pulled towards uniform:
+``y (1 - s) + s / k`` for k classes, ``y (1 - s) + s / 2`` for binary outputs).
 """
 
 import numpy as np
@@ -26,6 +32,9 @@ class Loss:
 
     name = None
     code = None
+    #: the output activation whose outputs the loss reads when ``from_logits`` (None: no logits)
+    logits_activation = None
+    from_logits = False
 
     def loss_param(self, n_outputs):
         """float64 array of shape (N_LOSS_PARAM,) read by the kernels."""
@@ -64,8 +73,10 @@ class Loss:
         sw = check_sample_weight(sample_weight, n, "sample_weight").astype(np.float64)
         rows = np.arange(n)
         # the outputs as given: an activation that no loss is fused with (``LINEAR`` is, with
-        # squared error, where fused and unfused are the same formula)
-        total = loss_delta(self.code, codes.LINEAR, 0.0, out, Y.astype(np.float64), labels,
+        # squared error, where fused and unfused are the same formula); logits: the activation
+        # the loss is fused with, which reads them as logits
+        act = self.logits_activation if self.from_logits else codes.LINEAR
+        total = loss_delta(self.code, act, 0.0, out, Y.astype(np.float64), labels,
                            rows, sw, self.loss_param(k), float(n), np.empty_like(out))
         return float(total / n)
 
@@ -99,21 +110,48 @@ class Huber(Loss):
         return {"name": self.name, "delta": self.delta}
 
 
-class BinaryCrossentropy(Loss):
+class MeanAbsoluteError(Loss):
+    """Mean over outputs of the absolute error (Keras' ``mae``); its gradient is the sign."""
+
+    name = "absolute_error"
+    code = codes.ABSOLUTE_ERROR
+
+
+class _Crossentropy(Loss):
+    """What the cross-entropies share: ``from_logits`` and ``label_smoothing``."""
+
+    def __init__(self, from_logits=False, label_smoothing=0.0):
+        if not isinstance(from_logits, (bool, np.bool_)):
+            raise TypeError(f"from_logits must be True or False; received "
+                            f"{describe(from_logits)}")
+        self.from_logits = bool(from_logits)
+        self.label_smoothing = check_float(label_smoothing, "label_smoothing", low=0.0,
+                                           high=1.0)
+
+    def get_config(self):
+        return {"name": self.name, "from_logits": self.from_logits,
+                "label_smoothing": self.label_smoothing}
+
+
+class BinaryCrossentropy(_Crossentropy):
     """Binary cross-entropy, mean over outputs; fused with a sigmoid output (works from logits)."""
 
     name = "binary_crossentropy"
     code = codes.BINARY_CROSSENTROPY
+    logits_activation = codes.SIGMOID
 
     def targets(self, y, n_outputs, name="y"):
         Y, labels = super().targets(y, n_outputs, name)
         if Y.min() < 0 or Y.max() > 1:
             raise ValueError(f"{name} must hold 0/1 labels (or probabilities in [0, 1]) for "
                              f"binary cross-entropy; received values in [{Y.min()}, {Y.max()}]")
+        if self.label_smoothing:
+            s = np.float32(self.label_smoothing)
+            Y = Y * (np.float32(1.0) - s) + np.float32(0.5) * s
         return Y, labels
 
 
-class CategoricalCrossentropy(Loss):
+class CategoricalCrossentropy(_Crossentropy):
     """Categorical cross-entropy; targets are class indices (n,) or one-hot rows (n, k).
 
     Fused with a softmax output (works from logits through log-sum-exp).
@@ -121,6 +159,7 @@ class CategoricalCrossentropy(Loss):
 
     name = "categorical_crossentropy"
     code = codes.CATEGORICAL_CROSSENTROPY
+    logits_activation = codes.SOFTMAX
 
     def loss_param(self, n_outputs):
         p = super().loss_param(n_outputs)
@@ -128,6 +167,16 @@ class CategoricalCrossentropy(Loss):
         return p
 
     def targets(self, y, n_outputs, name="y"):
+        Y, labels = self._classes(y, n_outputs, name)
+        if self.label_smoothing:  # dense rows pulled towards uniform
+            if labels.shape[0]:
+                Y = np.eye(n_outputs, dtype=np.float32)[labels]
+                labels = np.zeros(0, np.int64)
+            s = np.float32(self.label_smoothing)
+            Y = Y * (np.float32(1.0) - s) + s / np.float32(n_outputs)
+        return Y, labels
+
+    def _classes(self, y, n_outputs, name):
         y = as_targets(y, name)
         if y.ndim == 2 and y.shape[1] == 1 and n_outputs > 1:
             y = y[:, 0]
@@ -152,9 +201,15 @@ class CategoricalCrossentropy(Loss):
 
 class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     """Categorical cross-entropy on class indices (n,) (Keras's name for it); one-hot rows are
-    refused."""
+    refused. As Keras's, it takes ``from_logits`` and no ``label_smoothing``."""
 
     name = "sparse_categorical_crossentropy"
+
+    def __init__(self, from_logits=False):
+        super().__init__(from_logits)
+
+    def get_config(self):
+        return {"name": self.name, "from_logits": self.from_logits}
 
     def targets(self, y, n_outputs, name="y"):
         if np.ndim(y) == 2 and np.shape(y)[1] > 1:
@@ -186,7 +241,7 @@ class Poisson(Loss):
 
 
 #: name -> class; the single table the API resolves loss names through.
-LOSSES = {cls.name: cls for cls in (SquaredError, Huber, BinaryCrossentropy,
+LOSSES = {cls.name: cls for cls in (SquaredError, Huber, MeanAbsoluteError, BinaryCrossentropy,
                                     CategoricalCrossentropy, SparseCategoricalCrossentropy,
                                     Poisson)}
 assert {cls.code for cls in LOSSES.values()} == set(codes.LOSSES.values())

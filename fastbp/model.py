@@ -9,9 +9,12 @@ import numpy as np
 from . import callbacks as callbacks_module
 from . import codes, data, engine, inference, io, labels, losses, optimizers, trainer
 from . import metrics as metric_table
-from ._validation import NotFittedError, check_float, check_int, check_matrix, describe
+from ._validation import (
+    NonFiniteLossError, NotFittedError, check_float, check_int, check_matrix, describe,
+)
 from .layers import DEFAULT_NAMES, Dense, Input, Layer
 from .layout import Layout
+from .variables import model_variables
 
 
 class Sequential:
@@ -160,8 +163,13 @@ class Sequential:
         loss = losses.get(loss)
         metrics = metric_table.get(metrics)
         backend = engine.check_backend(backend)
-        if "log_loss" in metrics:
-            out = [layer for layer in self.layers if hasattr(layer, "activation")]
+        out = [layer for layer in self.layers if hasattr(layer, "activation")]
+        if loss.from_logits and out and out[-1].activation != "linear":
+            raise ValueError(f"{type(loss).__name__}(from_logits=True) reads the model's outputs "
+                             f"as logits: the last layer must be linear; this model's output "
+                             f"activation is {out[-1].activation!r} (give the last Dense "
+                             f"activation=None, or use from_logits=False)")
+        if "log_loss" in metrics and not loss.from_logits:
             if out and out[-1].activation not in ("softmax", "sigmoid"):
                 raise ValueError(f"metric 'log_loss' needs probabilities: a softmax or sigmoid "
                                  f"output layer; this model's output activation is "
@@ -279,7 +287,7 @@ class Sequential:
             return codes.ACC_SKIP
         if not {"accuracy", "log_loss"} & set(self.metrics):
             return codes.ACC_NONE
-        out = self.layout.output_activation if self.layout is not None else None
+        out = self._loss_layout().output_activation if self.layout is not None else None
         if out == codes.SOFTMAX:
             return codes.ACC_ARGMAX
         if out == codes.SIGMOID:
@@ -290,6 +298,19 @@ class Sequential:
             return codes.ACC_THRESHOLD
         return codes.ACC_ARGMAX if self._output_units() > 1 else codes.ACC_THRESHOLD
 
+    def _loss_layout(self, loss=None):
+        """The layout the loss and the metrics are computed on: ``self.layout``, or with a
+        ``from_logits`` loss, its twin whose last op is the loss's softmax or sigmoid."""
+        loss = self.loss if loss is None else loss
+        if loss is None or not loss.from_logits:
+            return self.layout
+        act = loss.logits_activation
+        cached = getattr(self, "_logits_layout", None)
+        if cached is None or cached[0] is not self.layout or cached[1] != act:
+            cached = (self.layout, act, self.layout.reading_logits_as(act))
+            self._logits_layout = cached
+        return cached[2]
+
     def _snapshot_weights(self):
         return self.params.copy(), self.aux.copy()
 
@@ -299,7 +320,7 @@ class Sequential:
     # -- inference -----------------------------------------------------------------------------
     def _evaluate_arrays(self, X, Y, label_index, sw, batch_size=None):
         backend = engine.get(self.backend)
-        lay = self.layout
+        lay = self._loss_layout()
         if batch_size is not None:
             batch_size = check_int(batch_size, "batch_size", low=1)
         loss_param = self.loss.loss_param(lay.n_outputs)
@@ -372,18 +393,88 @@ class Sequential:
             return logs
         return logs["loss"] if len(logs) == 1 else list(logs.values())
 
+    # -- a hand-written training loop --------------------------------------------------------
+    @property
+    def trainable_variables(self):
+        """The arrays training changes, as ``fastbp.variables.Variable`` objects in Keras's
+        order (per Dense ``kernel``, ``bias``; per BatchNormalization ``gamma``, ``beta``):
+        what ``gradients`` returns arrays for and ``optimizer.apply_gradients`` steps."""
+        self._require_built("trainable_variables")
+        return [v for v in model_variables(self) if v.trainable]
+
+    trainable_weights = trainable_variables
+
+    @property
+    def non_trainable_variables(self):
+        """Batch normalization's moving means and variances, as Variables."""
+        self._require_built("non_trainable_variables")
+        return [v for v in model_variables(self) if not v.trainable]
+
+    def gradients(self, X, y, loss=None, sample_weight=None, training=True):
+        """The gradient of the loss of the batch ``X``, ``y`` with respect to each trainable
+        variable, from the compiled kernels (one forward and one backward pass over the rows,
+        on fastbp's threads): what ``tape.gradient(loss, model.trainable_variables)`` gives in
+        a Keras loop. The weights do not change.
+
+        Parameters
+        ----------
+        X : array-like of shape (m, n_features)
+        y : array-like of shape (m,) or (m, n_outputs)
+        loss : str or Loss, optional
+            The loss to differentiate (default: the compiled one): the mean over the rows
+            (weighted by ``sample_weight``), plus the layers' L1/L2 penalties.
+        training : bool
+            True: dropout drops (its masks drawn from the optimizer's step count, as in
+            ``fit``), batch normalization uses the batch's statistics (and updates its moving
+            ones). False: inference mode.
+
+        Returns
+        -------
+        list of float32 arrays, shaped and ordered as ``trainable_variables``
+        """
+        if loss is None:
+            self._require_compiled("gradients")
+            loss = self.loss
+        else:
+            loss = losses.get(loss)
+        if not isinstance(training, (bool, np.bool_)):
+            raise TypeError(f"training must be True or False; received {describe(training)}")
+        if not training:
+            raise ValueError("gradients(training=False) is not supported: the compiled "
+                             "backward pass runs in training mode (dropout and batch "
+                             "normalization as in fit); for a model without either, the "
+                             "two are the same")
+        classes = self.classes_
+        if classes is None and data.is_classifier(loss, self._output_units(), None):
+            classes = np.arange(max(2, self._output_units()))  # indices, as Keras's losses
+        prepared, classes, _ = data.prepare(self, X, y, sample_weight, loss=loss,
+                                            classes=classes)
+        self.build(prepared[0].shape[1])
+        lay = self._loss_layout(loss)
+        objective = trainer.FullBatchObjective(
+            engine.get(self.backend), lay, self.params, self.aux, loss.code,
+            loss.loss_param(lay.n_outputs), prepared)
+        step = self.optimizer.iterations if self.optimizer is not None else 0
+        value, grad = objective(self.params, step)
+        if not np.isfinite(value):
+            raise NonFiniteLossError("gradients: the loss of this batch is not finite (the "
+                                     "weights or the data hold extreme values)")
+        grad = grad.copy()
+        return [grad[v.offset:v.offset + v.size].reshape(v.shape)
+                for v in self.trainable_variables]
+
     def predict_proba(self, X, batch_size=None):
         """Class probabilities: softmax rows, or (1 - p, p) for a single sigmoid output.
 
         For several sigmoid outputs (multilabel), the probability of each label.
         """
         self._require_fitted("predict_proba")
-        act = self.layout.output_activation
+        act = self._loss_layout().output_activation
         if act not in (codes.SOFTMAX, codes.SIGMOID):
             name = next(k for k, v in codes.ACTIVATIONS.items() if v == act)
-            raise ValueError(f"predict_proba needs a softmax or sigmoid output layer; this "
-                             f"model's output activation is {name!r}")
-        p = self.predict(X, batch_size)
+            raise ValueError(f"predict_proba needs a softmax or sigmoid output layer (or a "
+                             f"from_logits loss); this model's output activation is {name!r}")
+        p = self._probabilities(self.predict(X, batch_size))
         if act == codes.SIGMOID and self.layout.n_outputs == 1:
             return np.hstack([1.0 - p, p])
         return p
@@ -395,14 +486,27 @@ class Sequential:
         class when p > 0.5. (Multilabel models: a 0/1 matrix.)
         """
         self._require_fitted("predict_classes")
-        out = self.predict(X, batch_size)
+        out = self._probabilities(self.predict(X, batch_size))
         classes = self.classes_ if self.classes_ is not None else np.arange(max(2, out.shape[1]))
         if out.shape[1] == 1:
             return labels.decode((out[:, 0] > 0.5).astype(np.int64), classes)
-        if self.layout.output_activation == codes.SIGMOID and self.loss is not None \
+        if self._loss_layout().output_activation == codes.SIGMOID and self.loss is not None \
                 and self.loss.code == codes.BINARY_CROSSENTROPY:
             return (out > 0.5).astype(np.int64)
         return labels.decode(out.argmax(axis=1), classes)
+
+    def _probabilities(self, out):
+        """``predict``'s outputs as probabilities: as they are, or through the softmax or
+        sigmoid of a ``from_logits`` loss (in float64, returned as float32)."""
+        if self.loss is None or not self.loss.from_logits:
+            return out
+        z = out.astype(np.float64)
+        if self.loss.logits_activation == codes.SIGMOID:
+            p = 0.5 * (1.0 + np.tanh(0.5 * z))  # the logistic function, without overflow
+        else:
+            e = np.exp(z - z.max(axis=1, keepdims=True))
+            p = e / e.sum(axis=1, keepdims=True)
+        return p.astype(np.float32)
 
     # -- weights, saving ------------------------------------------------------------------------
     def _weight_views(self):
@@ -450,6 +554,7 @@ class Sequential:
         """Save architecture, weights, compile settings and optimizer state to ``.npz``
         (a file name, ``.npz`` appended if missing, or a binary file object); read it back
         with ``fastbp.load``. The format is ``fastbp.io``'s."""
+        self._build_declared()  # a declared input width: the weights exist, as in Keras
         meta = {
             "format": io.FORMAT,
             "version": io.VERSION,

@@ -72,6 +72,77 @@ class Optimizer:
     def advanced(self, hyper):
         """Take back what the epoch loop kept in ``hyper`` over the steps it took."""
 
+    def apply_gradients(self, grads_and_vars):
+        """One step on the given variables with the given gradients, as Keras's
+        ``optimizer.apply_gradients(zip(grads, model.trainable_variables))``.
+
+        ``grads_and_vars`` pairs a float array (the variable's shape) with a trainable
+        ``fastbp.variables.Variable`` of one model; the step runs on that model's backend (the
+        compiled update of ``fit``, over the variables' stretches of the parameter vector),
+        with this optimizer's state, learning rate (schedules included), clipping and step
+        count. Variables left out are not touched. The gradient is taken as given (a
+        ``model.gradients`` gradient holds the L1/L2 penalties already). A step that would
+        leave a weight non-finite changes nothing and raises ``NonFiniteLossError``.
+        """
+        from . import engine
+        from ._validation import NonFiniteLossError
+        from .variables import Variable
+        pairs = list(grads_and_vars)
+        if not pairs:
+            raise ValueError("apply_gradients received no (gradient, variable) pairs")
+        model = None
+        seen = set()
+        for i, pair in enumerate(pairs):
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise TypeError(f"apply_gradients expects (gradient, variable) pairs, as "
+                                f"zip(grads, model.trainable_variables) gives; item {i} is "
+                                f"{describe(pair)}")
+            grad, var = pair
+            if not isinstance(var, Variable) or not var.trainable:
+                raise TypeError(f"apply_gradients: item {i}'s variable must be one of "
+                                f"model.trainable_variables; received {describe(var)}")
+            if model is None:
+                model = var.model
+            elif var.model is not model:
+                raise ValueError("apply_gradients: the variables belong to different models; "
+                                 "step each model's variables with its own call")
+            if var.offset in seen:
+                raise ValueError(f"apply_gradients: variable {var.path} appears twice")
+            seen.add(var.offset)
+            g = np.asarray(grad)
+            if g.shape != var.shape:
+                raise ValueError(f"apply_gradients: the gradient of {var.path} must have shape "
+                                 f"{var.shape}; received shape {g.shape}")
+            if g.dtype.kind not in "biuf" or not np.isfinite(g).all():
+                raise ValueError(f"apply_gradients: the gradient of {var.path} must hold "
+                                 f"finite numbers; received {describe(g)}")
+        params = model.params
+        n_params = params.shape[0]
+        grads = np.zeros((1, n_params), np.float32)
+        seg = np.zeros((len(pairs), codes.N_SEG))
+        for k, (grad, var) in enumerate(pairs):
+            grads[0, var.offset:var.offset + var.size] = np.asarray(grad).ravel()
+            seg[k, codes.SEG_START], seg[k, codes.SEG_STOP] = var.offset, var.offset + var.size
+        state = self.ensure_state(n_params)
+        hyper = self.hyper()
+        scale = 1.0
+        if hyper[codes.HP_CLIPNORM] > 0.0:
+            norm = float(np.sqrt(np.dot(grads[0].astype(np.float64), grads[0])))
+            scale = hyper[codes.HP_CLIPNORM] / norm if norm > hyper[codes.HP_CLIPNORM] else 1.0
+        t = self.iterations + 1
+        saved = params.copy(), state.copy()
+        engine.get(model.backend).step(self.code, params, grads, state, hyper, t, seg, scale)
+        if not np.isfinite(params).all():
+            params[:], state[:] = saved
+            raise NonFiniteLossError(f"apply_gradients: step {t} would leave non-finite "
+                                     f"weights; the weights and the optimizer state are as "
+                                     f"before it. Try a smaller learning rate or clipping.")
+        if self.code == codes.NADAM:  # as the epoch loop does after every step
+            from .reference.optim import advance_mu_product
+            advance_mu_product(hyper, t)
+        self.iterations = t
+        self.advanced(hyper)
+
     @property
     def n_slots(self):
         return codes.OPTIMIZER_SLOTS[self.code]

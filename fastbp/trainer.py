@@ -144,7 +144,7 @@ def sorted_within_batches(order, batch_size):
 
 def train(model, data, val, epochs, batch_size, shuffle, callbacks, diagnostics):
     """Train ``model`` for up to ``epochs`` epochs on prepared ``data`` (X, Y, labels, sw)."""
-    lay = model.layout
+    lay = model._loss_layout()
     runner = EpochRunner(engine.get(model.backend), lay, model.params, model.aux,
                          model.optimizer, model.loss.code, model.loss.loss_param(lay.n_outputs),
                          model._acc_kind(train=True), data, batch_size, model._dropout_seed,
@@ -242,12 +242,13 @@ class FullBatchObjective:
         self.order = np.arange(self.runner.n, dtype=np.int64)
         self.hyper = np.zeros(codes.N_HYPER)
 
-    def __call__(self, params):
+    def __call__(self, params, step=0):
+        """``step`` seeds dropout's masks (the same masks for the same step)."""
         r = self.runner
         r.params[:] = params
         stats = np.zeros((r.shards, r.n_stats))
         args = list(r.arguments(self.order, stats, self.hyper, codes.NO_STEP))
-        args[17] = 0  # t: the same dropout masks at every evaluation
+        args[17] = step
         threads = _threads.threads_for(r.shards) if r.threaded and _threads.alone() else 1
         with _threads.running(), _threads.single_threaded_blas():
             status, _, _ = r.backend.train_epoch(tuple(args), threads, True, 0, None, None)

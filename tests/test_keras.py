@@ -92,3 +92,142 @@ def test_keras_losses_are_callable_and_sparse_categorical_takes_indices():
     bce = fastbp.losses.get("binary_crossentropy")
     assert bce(np.array([1.0, 0.0]), np.array([0.8, 0.3])) == \
         pytest.approx(-np.mean([np.log(0.8), np.log(0.7)]))
+
+
+def test_the_seed_loop_runs_with_model_gradients():
+    """The seed's hand-written loop, ``tape.gradient`` replaced by ``model.gradients``: it
+    trains, and it takes the same steps as ``fit`` over the same batches."""
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((600, 10)).astype(np.float32)
+    labels_all = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 0.5)
+    dataset = [(X[lo:lo + 100], labels_all[lo:lo + 100]) for lo in range(0, 600, 100)]
+
+    def make():
+        model = fastbp.Sequential([fastbp.Input((10,)),
+                                   fastbp.Dense(16, activation="relu", l2=1e-3),
+                                   fastbp.Dense(3)], seed=0)
+        model.compile(optimizer=fastbp.optimizers.Adam(0.01),
+                      loss=fastbp.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return model
+
+    model = make()
+    loss_fn = fastbp.losses.SparseCategoricalCrossentropy(from_logits=True)
+    optimizer = fastbp.optimizers.Adam(0.01)
+    seen = []
+    for epoch in range(3):
+        for batch in dataset:
+            predictions = model(batch[0])
+            loss = loss_fn(batch[1], predictions)
+            gradients = model.gradients(batch[0], batch[1])
+            optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+            seen.append(loss)
+    assert optimizer.iterations == 18 and sum(seen[-6:]) < 0.9 * sum(seen[:6])
+
+    fitted = make()
+    fitted.fit(X, labels_all, epochs=3, batch_size=100, shuffle=False)
+    for ours, theirs in zip(model.get_weights(), fitted.get_weights()):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("spec", ["dense", "batchnorm"])
+def test_gradients_against_the_float64_reference(spec):
+    """``model.gradients`` (compiled, float32) against the NumPy reference's gradient of the
+    same loss in float64 (itself checked by central differences in test_gradients.py), per
+    variable, penalties included."""
+    from fastbp import engine, trainer
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((64, 5)).astype(np.float32)
+    y = rng.integers(0, 3, 64)
+    layers = [fastbp.Input((5,)), fastbp.Dense(7, activation="tanh", l1=1e-3, l2=1e-2)]
+    if spec == "batchnorm":
+        layers.append(fastbp.BatchNormalization())
+    layers.append(fastbp.Dense(3, activation="softmax"))
+    model = fastbp.Sequential(layers, seed=1)
+    model.compile(loss="sparse_categorical_crossentropy")
+    model.build(5)
+    aux_before = model.aux.copy()
+    grads = model.gradients(X, y)
+    variables = model.trainable_variables
+    assert [g.shape for g in grads] == [v.shape for v in variables]
+    prepared, _, _ = fastbp.data.prepare(model, X, y)
+    model.aux[:] = aux_before  # the reference starts from the same batch-norm statistics
+    reference = trainer.FullBatchObjective(
+        engine.get("numpy"), model.layout, model.params, model.aux, model.loss.code,
+        model.loss.loss_param(3), prepared, dtype=np.float64)
+    _, flat = reference(model.params.astype(np.float64))
+    for g, v in zip(grads, variables):
+        expected = flat[v.offset:v.offset + v.size].reshape(v.shape)
+        np.testing.assert_allclose(g, expected, rtol=2e-4, atol=2e-6)
+
+
+def test_gradients_against_pytorch_autograd():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((50, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 50)
+    model = fastbp.Sequential([fastbp.Input((4,)), fastbp.Dense(6, activation="relu"),
+                               fastbp.Dense(3)], seed=2)
+    loss = fastbp.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1)
+    grads = model.gradients(X, y, loss=loss)
+    W1, b1, W2, b2 = (torch.tensor(w, requires_grad=True) for w in model.get_weights())
+    z = torch.relu(torch.from_numpy(X) @ W1 + b1) @ W2 + b2
+    value = torch.nn.functional.cross_entropy(z, torch.from_numpy(y), label_smoothing=0.1)
+    value.backward()
+    for ours, theirs in zip(grads, (W1, b1, W2, b2)):
+        np.testing.assert_allclose(ours, theirs.grad.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_trainable_variables_and_apply_gradients_contract():
+    model = fastbp.Sequential([fastbp.Input((3,)), fastbp.Dense(4), fastbp.BatchNormalization(),
+                               fastbp.Dense(2)], seed=0)
+    variables = model.trainable_variables
+    assert [v.path.split("/")[1] for v in variables] == ["kernel", "bias", "gamma", "beta",
+                                                        "kernel", "bias"]
+    assert [v.name for v in model.non_trainable_variables] == ["moving_mean",
+                                                               "moving_variance"]
+    kernel = variables[0]
+    np.testing.assert_array_equal(np.asarray(kernel), model.get_weights()[0])
+    kernel.assign(np.ones((3, 4)))
+    assert (model.get_weights()[0] == 1).all()  # a live view
+
+    opt = fastbp.optimizers.SGD(0.5)
+    before = model.get_weights()
+    grads = [np.ones(v.shape, np.float32) for v in variables]
+    opt.apply_gradients([(grads[1], variables[1])])  # one variable: the others stay
+    after = model.get_weights()
+    np.testing.assert_allclose(after[1], before[1] - 0.5)
+    for i in (0, 2, 3, 6, 7):
+        np.testing.assert_array_equal(after[i], before[i])
+    assert opt.iterations == 1
+
+    with pytest.raises(ValueError, match=r"gradient of .*kernel must have shape \(3, 4\)"):
+        opt.apply_gradients([(np.ones((4, 3)), variables[0])])
+    with pytest.raises(ValueError, match="must hold finite numbers"):
+        opt.apply_gradients([(np.full((3, 4), np.nan), variables[0])])
+    with pytest.raises(TypeError, match="must be one of model.trainable_variables"):
+        opt.apply_gradients([(np.ones((3, 4)), np.zeros((3, 4)))])
+    with pytest.raises(TypeError, match="must be one of model.trainable_variables"):
+        opt.apply_gradients([(np.ones(4), model.non_trainable_variables[0])])
+    other = fastbp.Sequential([fastbp.Input((3,)), fastbp.Dense(4)], seed=0)
+    with pytest.raises(ValueError, match="different models"):
+        opt.apply_gradients([(grads[0], variables[0]), (grads[0], other.trainable_variables[0])])
+    with pytest.raises(ValueError, match="no \\(gradient, variable\\) pairs"):
+        opt.apply_gradients([])
+    assert opt.iterations == 1  # refused calls change nothing
+    huge = fastbp.optimizers.SGD(1e38)
+    with pytest.raises(fastbp.NonFiniteLossError, match="weights and the optimizer state are "
+                                                        "as before"):
+        huge.apply_gradients([(np.full((3, 4), 1e3), variables[0])])
+    np.testing.assert_array_equal(model.get_weights()[0], after[0])
+
+
+def test_gradients_needs_a_loss_and_checks_its_input():
+    model = fastbp.Sequential([fastbp.Input((3,)), fastbp.Dense(2)])
+    with pytest.raises(RuntimeError, match="compile"):
+        model.gradients(np.zeros((2, 3)), np.zeros((2, 2)))
+    grads = model.gradients(np.ones((2, 3)), np.zeros((2, 2)), loss="mse")
+    assert [g.shape for g in grads] == [(3, 2), (2,)]
+    with pytest.raises(ValueError, match="X has 4 features"):
+        model.gradients(np.zeros((2, 4)), np.zeros((2, 2)), loss="mse")
+    with pytest.raises(ValueError, match="training=False"):
+        model.gradients(np.ones((2, 3)), np.zeros((2, 2)), loss="mse", training=False)

@@ -31,13 +31,13 @@ import numpy as np
 from .._jit import jit
 from ..codes import (
     CK_PARALLEL, CK_PROBE_RUN, CK_SERIAL, CK_TICKS, CK_UNTIMED, CK_WAY, HP_CLIPNORM, HP_LR,
-    HP_MU_PRODUCT, LP_PENALTY_PER_SAMPLE, NADAM, NO_STEP, OK, SC_PER_STEP, ST_LOSS, ST_PENALTY,
+    LP_PENALTY_PER_SAMPLE, NADAM, NO_STEP, OK, SC_PER_STEP, ST_LOSS, ST_PENALTY,
     ST_ROWS,
 )
 from .clock import ticks
 from .fpmode import flush_denormals, set_fp_mode
 from .network import loss_norm, shard_gradient, split
-from .optim import clip_scale, nadam_mu
+from .optim import advance_mu_product, clip_scale
 from .schedules import scheduled_lr
 from .shared import SY_LINE, calls_under_way, load, store, wait_for_all, wait_until_changed
 from .update import chunk_gradient, chunk_norm, chunk_update, ordered_sum
@@ -302,7 +302,7 @@ def train_epoch(s, n_threads, X, csr, Y, labels, sw, order, batch_size, ops, opf
         if opt != NO_STEP:
             t += 1
             if opt == NADAM:  # every thread's update of step t read the product to t - 1
-                hyper[HP_MU_PRODUCT] *= nadam_mu(hyper, t)
+                advance_mu_product(hyper, t)
         pen = ordered_sum(chunk_out)
         value += pen
         way = 1 if together else 0

@@ -25,8 +25,9 @@ import numpy as np
 
 from .._jit import jit
 from ..codes import (
-    ACC_ARGMAX, ACC_THRESHOLD, BINARY_CROSSENTROPY, CATEGORICAL_CROSSENTROPY, EPS_PROB, EXP,
-    HUBER, LINEAR, POISSON, LP_HUBER_DELTA, LP_OUT_SCALE, N_STATS, SIGMOID, SOFTMAX, SQUARED_ERROR, ST_ABS_ERR,
+    ABSOLUTE_ERROR, ACC_ARGMAX, ACC_THRESHOLD, BINARY_CROSSENTROPY, CATEGORICAL_CROSSENTROPY,
+    EPS_PROB, EXP, HUBER, LINEAR, POISSON, LP_HUBER_DELTA, LP_OUT_SCALE, N_STATS, SIGMOID,
+    SOFTMAX, SQUARED_ERROR, ST_ABS_ERR,
     ST_BIN_CORRECT, ST_CORRECT, ST_LOG_LOSS, ST_PER_OUTPUT, ST_SQ_ERR, ST_WEIGHT,
 )
 from .activations import act_backward, sigmoid
@@ -177,6 +178,11 @@ def loss_delta(loss, act, alpha, out, Y, labels, rows, sw, loss_param, norm, del
                 d = out[i, j] - Y[r, j]
                 row_loss += d * d
                 delta[i, j] = _TWO * c * d
+        elif loss == ABSOLUTE_ERROR:  # the subgradient 0 where a = y, as Keras and PyTorch
+            for j in range(k):
+                d = out[i, j] - Y[r, j]
+                row_loss += abs(d)
+                delta[i, j] = c if d > _ZERO else (-c if d < _ZERO else _ZERO)
         elif loss == HUBER:
             h = np.float32(loss_param[LP_HUBER_DELTA])
             for j in range(k):

@@ -140,10 +140,20 @@ def gradient_at(g0, g1, two, w, pen, c1, two_c2, sc, cv, i):
     return min(max(g * sc, -cv), cv)
 
 
-@jit(inline="always")
+@jit(fastmath=False)
 def nadam_mu(hyper, t):
-    """Nadam's momentum coefficient of step t: ``beta_1 (1 - 0.5 * 0.96 ** (t decay))``."""
+    """Nadam's momentum coefficient of step t: ``beta_1 (1 - 0.5 * 0.96 ** (t decay))``.
+
+    In IEEE arithmetic (no contraction into a fused multiply-add, not inlined into a caller
+    that allows it): the same bits as the NumPy reference's and ``optimizers.Nadam``'s Python,
+    so that the product of the coefficients does not depend on where it was computed."""
     return hyper[HP_BETA1] * (1.0 - 0.5 * 0.96 ** (t * hyper[HP_MOMENTUM_DECAY]))
+
+
+@jit(fastmath=False)
+def advance_mu_product(hyper, t):
+    """After Nadam's step t: ``hyper[HP_MU_PRODUCT] *= mu_t`` (IEEE, as ``nadam_mu``)."""
+    hyper[HP_MU_PRODUCT] = hyper[HP_MU_PRODUCT] * nadam_mu(hyper, t)
 
 
 @jit

@@ -8,11 +8,11 @@ on it with ``compile(..., backend="numpy")``.
 import numpy as np
 
 from ..codes import (
-    HP_CLIPNORM, HP_LR, HP_MU_PRODUCT, LP_PENALTY_PER_SAMPLE, NADAM, NO_STEP, OK, SC_PER_STEP,
+    HP_CLIPNORM, HP_LR, LP_PENALTY_PER_SAMPLE, NADAM, NO_STEP, OK, SC_PER_STEP,
     ST_LOSS, ST_PENALTY, ST_ROWS,
 )
 from .network import loss_norm, shard_gradient, split
-from .optim import clip_scale, nadam_mu
+from .optim import advance_mu_product, clip_scale
 from .schedules import scheduled_lr
 from .update import chunk_gradient, chunk_norm, chunk_update, ordered_sum
 
@@ -70,7 +70,7 @@ def train_epoch(X, csr, Y, labels, sw, order, batch_size, ops, opf, runs, loss, 
         if opt != NO_STEP:
             t += 1
             if opt == NADAM:  # the product of Nadam's momentum coefficients to step t
-                hyper[HP_MU_PRODUCT] *= nadam_mu(hyper, t)
+                advance_mu_product(hyper, t)
         pen = ordered_sum(chunk_out)
         value += pen
         if not np.isfinite(value):

@@ -8,8 +8,9 @@ pre-activation z. Works in any float dtype.
 import numpy as np
 
 from ..codes import (
-    ACC_ARGMAX, ACC_THRESHOLD, BINARY_CROSSENTROPY, CATEGORICAL_CROSSENTROPY, EPS_PROB, EXP,
-    HUBER, LINEAR, POISSON, LP_HUBER_DELTA, LP_OUT_SCALE, N_STATS, SIGMOID, SOFTMAX, SQUARED_ERROR, ST_ABS_ERR,
+    ABSOLUTE_ERROR, ACC_ARGMAX, ACC_THRESHOLD, BINARY_CROSSENTROPY, CATEGORICAL_CROSSENTROPY,
+    EPS_PROB, EXP, HUBER, LINEAR, POISSON, LP_HUBER_DELTA, LP_OUT_SCALE, N_STATS, SIGMOID,
+    SOFTMAX, SQUARED_ERROR, ST_ABS_ERR,
     ST_BIN_CORRECT, ST_CORRECT, ST_LOG_LOSS, ST_PER_OUTPUT, ST_SQ_ERR, ST_WEIGHT,
 )
 from .activations import act_backward, sigmoid
@@ -96,6 +97,9 @@ def loss_delta(loss, act, alpha, out, Y, labels, rows, sw, loss_param, norm, del
             p = np.maximum(a, eps)
             row_loss = (xlogy(T, T) - T * np.log(p) - T + p).sum(axis=1)
             grad = np.where(a > eps, 1.0 - T / p, 0.0)
+        elif loss == ABSOLUTE_ERROR:  # sign(a - y): the subgradient 0 where a = y
+            row_loss = np.abs(a - T).sum(axis=1)
+            grad = np.sign(a - T)
         elif loss == HUBER:
             h = loss_param[LP_HUBER_DELTA]
             d = a - T

@@ -77,6 +77,11 @@ def nadam_mu(hyper, t):
     return float(hyper[HP_BETA1]) * (1.0 - 0.5 * 0.96 ** (t * float(hyper[HP_MOMENTUM_DECAY])))
 
 
+def advance_mu_product(hyper, t):
+    """After Nadam's step t: ``hyper[HP_MU_PRODUCT] *= mu_t``."""
+    hyper[HP_MU_PRODUCT] = float(hyper[HP_MU_PRODUCT]) * nadam_mu(hyper, t)
+
+
 def step_rate(code, hyper, t):
     """The step's learning rate: with Adam's bias correction of step t for Adam and AdamW,
     Adamax's ``lr / (1 - b1^t)``."""

@@ -17,7 +17,7 @@ def test_epoch(benchmark, workload, backend):
     X, y = data(workload)
     batch = WORKLOADS[workload][4]
     model = fastbp_model(workload, backend)
-    model.fit(X, y, epochs=1, batch_size=batch)  # warm-up: compiles or loads the cache
+    model.fit(X, y, epochs=1, batch_size=batch, verbose=0)  # warm-up: compiles or loads the cache
     benchmark.group = f"epoch {workload}"
     benchmark.extra_info["samples_per_epoch"] = len(X)
     benchmark.pedantic(model.fit, args=(X, y), kwargs={"epochs": 1, "batch_size": batch},

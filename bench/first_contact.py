@@ -36,7 +36,7 @@ y = rng.integers(0, 10, 2000)
 model = fastbp.Sequential([fastbp.Dense(64, activation="relu"), fastbp.Dense(64, activation="relu"),
                            fastbp.Dense(10, activation="softmax")], seed=0)
 model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
-model.fit(X, y, epochs=2, batch_size=64)
+model.fit(X, y, epochs=2, batch_size=64, verbose=0)
 fit = time.perf_counter() - start
 model.predict(X)
 model.evaluate(X, y, verbose=0)

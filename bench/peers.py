@@ -47,9 +47,9 @@ def run_fastbp(name, epochs, threads, backend="numba"):
             times.append(time.perf_counter() - self.start)
 
     start = time.perf_counter()
-    model.fit(X, y, epochs=1, batch_size=batch, callbacks=[Clock()])
+    model.fit(X, y, epochs=1, batch_size=batch, callbacks=[Clock()], verbose=0)
     times[0] = time.perf_counter() - start  # first fit: compilation or cache load included
-    model.fit(X, y, epochs=epochs - 1, batch_size=batch, callbacks=[Clock()])
+    model.fit(X, y, epochs=epochs - 1, batch_size=batch, callbacks=[Clock()], verbose=0)
     predict_s = _best_of(lambda: model.predict(X))
     one_row = X[:1].copy()
     model.predict(one_row)

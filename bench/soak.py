@@ -60,7 +60,7 @@ def one_round(rng, stats, name):
     X = rng.standard_normal((n, f)).astype(np.float32)
     y = rng.integers(0, 3, n)
     model = random_model(rng)
-    model.fit(X, y, epochs=int(rng.integers(1, 4)), batch_size=int(rng.choice([16, 32, 64, 256])))
+    model.fit(X, y, epochs=int(rng.integers(1, 4)), batch_size=int(rng.choice([16, 32, 64, 256])), verbose=0)
     out = model.predict(X)
     buffer = io.BytesIO()
     model.save(buffer)

@@ -35,7 +35,7 @@ for _ in range(2):
     model = fastbp.Sequential([fastbp.Dense(64, activation="relu"),
                                fastbp.Dense(10, activation="softmax")], seed=0)
     model.compile(optimizer="adam", loss="categorical_crossentropy")
-    t = time.perf_counter(); model.fit(X, y, epochs=1, batch_size=64)
+    t = time.perf_counter(); model.fit(X, y, epochs=1, batch_size=64, verbose=0)
     times.append(time.perf_counter() - t)
 print(*times)
 """
@@ -61,7 +61,7 @@ def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * page
 X, y = data("medium")
-warm = fastbp_model("medium"); warm.fit(X[:512], y[:512], epochs=1, batch_size=256)
+warm = fastbp_model("medium"); warm.fit(X[:512], y[:512], epochs=1, batch_size=256, verbose=0)
 del warm
 model = fastbp_model("medium")
 peak, done = [0], [False]
@@ -69,7 +69,7 @@ def sample():
     while not done[0]:
         peak[0] = max(peak[0], rss()); time.sleep(0.001)
 base = rss(); thread = threading.Thread(target=sample); thread.start()
-model.fit(X, y, epochs=2, batch_size=256)
+model.fit(X, y, epochs=2, batch_size=256, verbose=0)
 done[0] = True; thread.join()
 print(base, peak[0], X.nbytes, y.nbytes, model.params.nbytes)
 """
@@ -79,7 +79,7 @@ import threading, time, numpy as np, fastbp
 from workloads import data, fastbp_model
 X, y = data("small")
 def train():
-    fastbp_model("small").fit(X, y, epochs=4, batch_size=64)
+    fastbp_model("small").fit(X, y, epochs=4, batch_size=64, verbose=0)
 train()  # compile or load the cache
 results = {}
 for rep in range(5):

@@ -27,7 +27,7 @@ def entry_points():
     model = _tiny_model()
     return [
         ("training epoch (kernels.epoch.train_epoch)",
-         lambda: model.fit(X, y, epochs=1, batch_size=2)),
+         lambda: model.fit(X, y, epochs=1, batch_size=2, verbose=0)),
         ("inference (kernels.inference.infer)", lambda: model.evaluate(X, y, verbose=0)),
     ]
 

@@ -246,7 +246,7 @@ class CSVLogger(Callback):
 
 
 class EpochLines(Callback):
-    """``verbose=1``: one line per epoch with its logs and its time."""
+    """``verbose=2``: one line per epoch with its logs and its time."""
 
     def __init__(self, epochs, stream=None):
         self.epochs = epochs
@@ -264,7 +264,8 @@ class EpochLines(Callback):
 
 
 class ProgressBar(Callback):
-    """``verbose=2``: a single line across all epochs, redrawn after each one."""
+    """``verbose=1`` (Keras's "auto"): a single line across all epochs, redrawn after each
+    one."""
 
     def __init__(self, epochs, width=30, stream=None):
         self.epochs = epochs

@@ -38,7 +38,7 @@ def demo(epochs=20, seed=0, batch_size=32):
     model = make("numba")
     start = time.perf_counter()
     model.fit(X_train, y_train, epochs=epochs, batch_size=batch_size,
-              validation_data=(X_test, y_test), verbose=1)
+              validation_data=(X_test, y_test), verbose=2)
     fast = time.perf_counter() - start
     _, accuracy = model.evaluate(X_test, y_test, verbose=0)
 

@@ -95,6 +95,23 @@ class Sequential:
             self._input_width = layer.input_width
         self.layers.append(layer)
 
+    def pop(self):
+        """Remove and return the last layer (Keras). A built model keeps the other layers'
+        weights; the optimizer's state, shaped for the old parameters, starts afresh at the
+        next fit."""
+        if not self.layers:
+            raise ValueError("pop() on a model with no layers")
+        layer = self.layers.pop()
+        if self.built:
+            if self.layers and any(isinstance(other, Dense) for other in self.layers):
+                layout = Layout(self.layout.n_features, self.layers)
+                self.params = self.params[:layout.n_params].copy()
+                self.aux = self.aux[:layout.n_aux].copy()
+                self.layout = layout
+            else:
+                self.layout = self.params = self.aux = None
+        return layer
+
     @property
     def built(self):
         return self.params is not None
@@ -178,36 +195,51 @@ class Sequential:
         return self
 
     # -- training -----------------------------------------------------------------------------
-    def fit(self, X, y, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
-            shuffle=True, verbose=0, sample_weight=None, class_weight=None, callbacks=None,
-            diagnostics=False):
-        """Train the model.
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1, diagnostics=False):
+        """Train the model (Keras 3's signature and defaults).
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        x : array-like of shape (n_samples, n_features), or an iterable of chunks
+            An array (dense or scipy.sparse), or a generator, list or ``tf.data``-like object
+            of ``(x, y)`` or ``(x, y, sample_weight)`` chunks (then ``y`` is None): one chunk
+            in memory at a time, each trained on in compiled code (``fastbp.streaming``).
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Class labels of any kind or one-hot rows (categorical cross-entropy), 0/1 or two
-            labels (binary cross-entropy), real values (squared error, Huber).
-        epochs : int
-        batch_size : int
+            labels (binary cross-entropy), real values (squared error, Huber, MAE).
+        batch_size : int, optional
             Rows per mini-batch, 1 (pure SGD) to n_samples (full batch); the last, smaller
-            batch of an epoch is trained on.
-        validation_data : tuple (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
-            Evaluated after every epoch; reported as ``val_loss`` and ``val_<metric>``.
+            batch of an epoch is trained on. Default 32 for arrays; for chunks, each chunk
+            is one batch unless a batch size is given.
+        epochs : int
+            Train until epoch ``epochs`` (from ``initial_epoch``).
+        verbose : 0, 1, 2 or "auto"
+            0 silent, 1 ("auto") a progress bar across epochs, 2 one line per epoch.
+        callbacks : list of fastbp.callbacks.Callback, optional
         validation_split : float in [0, 1)
-            Hold out this fraction of the rows for validation instead (stratified by class
-            for classification, drawn from the model's seed).
+            Hold out this fraction of the rows for validation (stratified by class for
+            classification, drawn from the model's seed). Arrays only.
+        validation_data : tuple (x_val, y_val) or (x_val, y_val, sample_weight_val), optional
+            Evaluated after every ``validation_freq`` epochs; reported as ``val_loss`` and
+            ``val_<metric>``.
         shuffle : bool
-            Visit the rows in a new random order every epoch (from the model's seed).
-        verbose : int
-            0 silent, 1 one line per epoch, 2 one progress bar across epochs.
-        sample_weight : array-like of shape (n_samples,), optional
-            Per-sample weights in the loss, the gradients and the metrics.
+            Visit the rows in a new random order every epoch (within each chunk for chunks).
         class_weight : dict {label: weight} or "balanced", optional
             Multiplies each sample's weight by its class's; "balanced" gives class c the
             weight ``n_samples / (n_classes * n_samples_in_c)``.
-        callbacks : list of fastbp.callbacks.Callback, optional
+        sample_weight : array-like of shape (n_samples,), optional
+            Per-sample weights in the loss, the gradients and the metrics.
+        initial_epoch : int
+            The epoch to start counting from (to resume a run).
+        steps_per_epoch : int, optional
+            Chunks per epoch when ``x`` is an iterable (a generator is read on across epochs).
+        validation_batch_size : int, optional
+            Rows per pass when validating.
+        validation_freq : int
+            Validate every this many epochs.
         diagnostics : bool
             Record per layer and epoch the gradient norm, weight norm, update-to-weight ratio
             and (ReLU layers) the fraction of dead units, as ``"<layer>/grad_norm"`` etc.
@@ -217,9 +249,23 @@ class Sequential:
         History
         """
         self._require_compiled("fit")
+        from . import streaming
+        stream = streaming.is_stream(x, y)
         epochs = check_int(epochs, "epochs", low=1)
-        batch_size = check_int(batch_size, "batch_size", low=1)
-        verbose = check_int(verbose, "verbose", low=0, high=2)
+        initial_epoch = check_int(initial_epoch, "initial_epoch", low=0)
+        if initial_epoch >= epochs:
+            raise ValueError(f"initial_epoch must be below epochs ({epochs}); received "
+                             f"initial_epoch={initial_epoch}")
+        if batch_size is not None:
+            batch_size = check_int(batch_size, "batch_size", low=1)
+        verbose = _check_verbose(verbose, auto=1)
+        validation_freq = check_int(validation_freq, "validation_freq", low=1)
+        if validation_batch_size is not None:
+            validation_batch_size = check_int(validation_batch_size, "validation_batch_size",
+                                              low=1)
+        if validation_steps is not None:
+            raise ValueError("validation_steps is not supported: fastbp validates on all of "
+                             "validation_data (arrays) every validation_freq epochs")
         validation_split = check_float(validation_split, "validation_split", low=0.0, high=1.0,
                                        high_open=True)
         for flag, name in ((shuffle, "shuffle"), (diagnostics, "diagnostics")):
@@ -232,7 +278,26 @@ class Sequential:
                                 f"received {describe(cb)}")
         if validation_split and validation_data is not None:
             raise ValueError("give validation_data or validation_split, not both")
-        prepared, classes, class_index = data.prepare(self, X, y, sample_weight, class_weight)
+        if stream:
+            for value, name in ((sample_weight, "sample_weight"),
+                                (validation_split or None, "validation_split"),
+                                (diagnostics or None, "diagnostics")):
+                if value is not None:
+                    raise ValueError(f"{name} does not apply when x is an iterable of chunks "
+                                     f"(give sample weights as (x, y, sample_weight) chunks and "
+                                     f"validation data as validation_data=(x_val, y_val))")
+            source = streaming.Chunks(x, steps_per_epoch)
+            n_features, classes, n_rows = self._input_width, self.classes_, None
+            if self.built:
+                n_features = self.n_features
+        else:
+            if steps_per_epoch is not None:
+                raise ValueError("steps_per_epoch applies when x is an iterable of chunks; "
+                                 "with arrays, every epoch visits every row")
+            batch_size = 32 if batch_size is None else batch_size
+            prepared, classes, class_index = data.prepare(self, x, y, sample_weight,
+                                                          class_weight)
+            n_features, n_rows = prepared[0].shape[1], len(prepared[0])
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
@@ -245,41 +310,49 @@ class Sequential:
                     self, validation_data[0], validation_data[1],
                     validation_data[2] if len(validation_data) == 3 else None, None,
                     ("validation_data[0]", "validation_data[1]", "validation_data[2]"),
-                    n_features=prepared[0].shape[1])
+                    n_features=n_features)
             finally:
                 self.classes_ = saved_classes
         # the split draws from a copy of the model's generator, kept only if the fit goes ahead
         rng = np.random.Generator(type(self._rng.bit_generator)())
         rng.bit_generator.state = self._rng.bit_generator.state
-        if validation_data is None and validation_split:
-            n = len(prepared[0])
-            train_rows, val_rows = data.split_rows(n, validation_split, rng, class_index)
+        if not stream and validation_data is None and validation_split:
+            train_rows, val_rows = data.split_rows(n_rows, validation_split, rng, class_index)
             if len(val_rows) == 0 or len(train_rows) == 0:
                 raise ValueError(f"validation_split={validation_split} leaves "
                                  f"{len(train_rows)} training and {len(val_rows)} validation "
-                                 f"rows out of {n}; both must be at least 1")
+                                 f"rows out of {n_rows}; both must be at least 1")
             val = data.take(prepared, val_rows)
             prepared = data.take(prepared, train_rows)
+            n_rows = len(train_rows)
             if prepared[3].shape[0] and prepared[3].sum() <= 0:
                 raise ValueError("the training rows left by validation_split all have weight 0")
         # everything is checked: from here on the model changes
         self._rng.bit_generator.state = rng.bit_generator.state
-        self.build(prepared[0].shape[1])
-        self.classes_ = classes
-        history = callbacks_module.History(
-            {"epochs": epochs, "batch_size": batch_size, "samples": len(prepared[0]),
-             "steps": -(-len(prepared[0]) // batch_size)})
+        if stream:
+            epochs_source = trainer.ChunkEpochs(self, source, batch_size, bool(shuffle),
+                                                class_weight)
+            params = {"epochs": epochs, "batch_size": batch_size, "samples": None,
+                      "steps": steps_per_epoch}
+        else:
+            self.build(n_features)
+            self.classes_ = classes
+            epochs_source = trainer.ArrayEpochs(self, prepared, batch_size, bool(shuffle),
+                                                bool(diagnostics))
+            params = {"epochs": epochs, "batch_size": batch_size, "samples": n_rows,
+                      "steps": -(-n_rows // batch_size)}
+        history = callbacks_module.History(params)
         self.history = history
         shown = []
-        if verbose == 1:
+        if verbose == 2:
             shown = [callbacks_module.EpochLines(epochs)]
-        elif verbose == 2:
+        elif verbose == 1:
             shown = [callbacks_module.ProgressBar(epochs)]
         everything = [history] + callbacks + shown
         for cb in everything:
             cb.set_model(self)
-        trainer.train(self, prepared, val, epochs, batch_size, bool(shuffle), everything,
-                      bool(diagnostics))
+        trainer.train(self, epochs_source, val, epochs, everything, initial_epoch,
+                      validation_freq, validation_batch_size)
         return history
 
     def _acc_kind(self, train=True):
@@ -318,53 +391,99 @@ class Sequential:
         self.params[:], self.aux[:] = snapshot
 
     # -- inference -----------------------------------------------------------------------------
-    def _evaluate_arrays(self, X, Y, label_index, sw, batch_size=None):
-        backend = engine.get(self.backend)
+    def _evaluate_stats(self, X, Y, label_index, sw, batch_size=None):
+        """Metric sums (``inference.evaluate``) of prepared data, penalty excluded."""
         lay = self._loss_layout()
         if batch_size is not None:
             batch_size = check_int(batch_size, "batch_size", low=1)
-        loss_param = self.loss.loss_param(lay.n_outputs)
-        stats = inference.evaluate(backend, lay, self.params, self.aux, (X, Y, label_index, sw),
-                                   self.loss.code, loss_param, self._acc_kind(train=False),
-                                   batch_size)
+        return inference.evaluate(engine.get(self.backend), lay, self.params, self.aux,
+                                  (X, Y, label_index, sw), self.loss.code,
+                                  self.loss.loss_param(lay.n_outputs),
+                                  self._acc_kind(train=False), batch_size)
+
+    def _logs(self, stats):
+        """Loss (penalty included) and metrics from summed stats."""
+        lay = self.layout
         value = stats[codes.ST_LOSS] / stats[codes.ST_ROWS]
         if lay.runs[:, codes.RUN_L1].any() or lay.runs[:, codes.RUN_L2].any():
+            loss_param = self.loss.loss_param(lay.n_outputs)
             scale = (1.0 / stats[codes.ST_ROWS]
                      if loss_param[codes.LP_PENALTY_PER_SAMPLE] else 1.0)
-            value += backend.penalty(self.params, lay.runs, scale)
+            value += engine.get(self.backend).penalty(self.params, lay.runs, scale)
         logs = {"loss": float(value)}
         logs.update(metric_table.compute(self.metrics, stats))
         return logs
 
-    def evaluate(self, X, y, batch_size=None, verbose="auto", sample_weight=None,
-                 return_dict=False):
+    def _evaluate_arrays(self, X, Y, label_index, sw, batch_size=None):
+        return self._logs(self._evaluate_stats(X, Y, label_index, sw, batch_size))
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 steps=None, callbacks=None, return_dict=False):
         """Loss (penalty included) and metrics on the given data, in inference mode.
 
-        Returns the loss alone when no metrics were compiled, else ``[loss, *metrics]``; a
-        dict ``{"loss": ..., metric: ...}`` with ``return_dict=True``. ``verbose`` (0, 1, 2 or
+        ``x`` is an array, or an iterable of ``(x, y)`` / ``(x, y, sample_weight)`` chunks (then
+        ``y`` is None; ``steps`` chunks at most), whose sums are added chunk by chunk. Returns
+        the loss alone when no metrics were compiled, else ``[loss, *metrics]``; a dict
+        ``{"loss": ..., metric: ...}`` with ``return_dict=True``. ``verbose`` (0, 1, 2 or
         "auto", as Keras's): above 0, one line with the results.
         """
+        from . import streaming
         verbose = _check_verbose(verbose)
+        _no_callbacks(callbacks, "evaluate")
         self._require_fitted("evaluate")
-        prepared, _, _ = data.prepare(self, X, y, sample_weight)
-        logs = self._evaluate_arrays(*prepared, batch_size)
+        if streaming.is_stream(x, y):
+            if sample_weight is not None:
+                raise ValueError("sample_weight does not apply when x is an iterable of "
+                                 "chunks: give (x, y, sample_weight) chunks")
+            stats = None
+            source = streaming.Chunks(x, steps, "x").epoch()
+            for index, chunk in source:
+                cx, cy, cw = streaming.unpack(chunk, index)
+                names = (f"chunk {index} x", f"chunk {index} y", f"chunk {index} sample_weight")
+                prepared, _, _ = data.prepare(self, cx, cy, cw, names=names)
+                part = self._evaluate_stats(*prepared, batch_size)
+                stats = part if stats is None else stats + part
+            if stats is None:
+                raise ValueError("evaluate received an iterable with no chunks")
+            logs = self._logs(stats)
+        else:
+            if steps is not None:
+                raise ValueError("steps applies when x is an iterable of chunks")
+            prepared, _, _ = data.prepare(self, x, y, sample_weight)
+            logs = self._evaluate_arrays(*prepared, batch_size)
         if verbose:
             print(" - ".join(f"{key}: {value:.4f}" for key, value in logs.items()))
         if return_dict:
             return logs
         return logs["loss"] if len(logs) == 1 else list(logs.values())
 
-    def predict(self, X, batch_size=None, verbose="auto"):
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Outputs of the last layer, float32 array of shape (n_samples, n_outputs).
 
+        ``x`` is an array, or an iterable of chunks (arrays, or tuples whose first item is
+        the rows; ``steps`` chunks at most), whose outputs are stacked in order.
         ``batch_size`` only sets how many rows are processed per pass (memory vs. speed);
         ``verbose`` is accepted as Keras's (a prediction prints nothing).
         """
+        from . import streaming
         _check_verbose(verbose)
+        _no_callbacks(callbacks, "predict")
         self._require_fitted("predict")
-        X = check_matrix(X, "X", self.n_features, sparse=True)
         if batch_size is not None:
             batch_size = check_int(batch_size, "batch_size", low=1)
+        if streaming.is_stream(x, None, rows=True):
+            outputs = []
+            for index, chunk in streaming.Chunks(x, steps, "x").epoch():
+                rows, _, _ = streaming.unpack(chunk, index, need_y=False)
+                rows = check_matrix(rows, f"chunk {index} x", self.n_features, sparse=True)
+                outputs.append(inference.predict(engine.get(self.backend), self.layout,
+                                                 self.params, self.aux, rows, batch_size))
+            if not outputs:
+                raise ValueError("predict received an iterable with no chunks")
+            return np.concatenate(outputs)
+        if steps is not None:
+            raise ValueError("steps applies when x is an iterable of chunks")
+        X = check_matrix(x, "X", self.n_features, sparse=True)
         return inference.predict(engine.get(self.backend), self.layout, self.params, self.aux, X,
                                  batch_size)
 
@@ -684,8 +803,14 @@ def load_model(path):
     return model
 
 
-def _check_verbose(verbose):
-    """Keras's ``verbose``: 0, 1, 2 or "auto" (1); returns 0, 1 or 2."""
-    if verbose == "auto":
-        return 1
+def _no_callbacks(callbacks, method):
+    if callbacks:
+        raise ValueError(f"callbacks in {method}() are not supported by fastbp (they are in "
+                         f"fit); received {describe(callbacks)}")
+
+
+def _check_verbose(verbose, auto=1):
+    """Keras's ``verbose``: 0, 1, 2 or "auto" (``auto``); returns 0, 1 or 2."""
+    if isinstance(verbose, str) and verbose == "auto":
+        return auto
     return check_int(verbose, "verbose", low=0, high=2)

@@ -142,42 +142,123 @@ def sorted_within_batches(order, batch_size):
     return out
 
 
-def train(model, data, val, epochs, batch_size, shuffle, callbacks, diagnostics):
-    """Train ``model`` for up to ``epochs`` epochs on prepared ``data`` (X, Y, labels, sw)."""
-    lay = model._loss_layout()
-    runner = EpochRunner(engine.get(model.backend), lay, model.params, model.aux,
-                         model.optimizer, model.loss.code, model.loss.loss_param(lay.n_outputs),
-                         model._acc_kind(train=True), data, batch_size, model._dropout_seed,
-                         diagnostics)
-    previous = getattr(model, "_scheduler", None)
-    if previous is not None and previous.key == runner.scheduler.key:
-        runner.scheduler = previous  # fit after fit: the timings of parallel and serial carry on
-    model._scheduler = runner.scheduler
+class ArrayEpochs:
+    """Epochs over prepared arrays ``(X, Y, labels, sw)``: one runner, one compiled call per
+    epoch over the rows in a new order."""
+
+    def __init__(self, model, data, batch_size, shuffle, diagnostics):
+        lay = model._loss_layout()
+        self.model, self.shuffle, self.diagnostics, self.lay = model, shuffle, diagnostics, lay
+        self.runner = runner = EpochRunner(
+            engine.get(model.backend), lay, model.params, model.aux, model.optimizer,
+            model.loss.code, model.loss.loss_param(lay.n_outputs), model._acc_kind(train=True),
+            data, batch_size, model._dropout_seed, diagnostics)
+        previous = getattr(model, "_scheduler", None)
+        if previous is not None and previous.key == runner.scheduler.key:
+            runner.scheduler = previous  # fit after fit: the timings of parallel and serial
+        model._scheduler = runner.scheduler
+
+    def run(self, epoch, epochs):
+        """The epoch's summed stats; raises ``NonFiniteLossError`` (weights as before it)."""
+        runner = self.runner
+        order = (self.model._rng.permutation(runner.n) if self.shuffle
+                 else np.arange(runner.n, dtype=np.int64))
+        stats = runner.run(order)
+        if stats is None:
+            raise NonFiniteLossError(runner.failure_message(epoch, epochs))
+        return stats
+
+    def extra_logs(self):
+        logs = {"lr": self.runner.lr}
+        if self.diagnostics:
+            logs.update(diagnostics_logs(self.model.layers, self.lay, self.model.params,
+                                         self.runner.buf["diag"].sum(axis=0), self.runner.steps))
+        return logs
+
+
+class ChunkEpochs:
+    """Epochs over a ``streaming.Chunks`` source: each chunk checked, then trained on with one
+    compiled call (its rows in mini-batches of ``batch_size``, or as one batch when None)."""
+
+    def __init__(self, model, chunks, batch_size, shuffle, class_weight):
+        self.model, self.chunks, self.batch_size = model, chunks, batch_size
+        self.shuffle, self.class_weight = shuffle, class_weight
+        self.lr = None
+
+    def run(self, epoch, epochs):
+        """The epoch's summed stats, or None when the source is spent; a chunk whose loss is
+        not finite raises ``NonFiniteLossError`` with the weights of the chunk before it."""
+        from . import data as data_module
+        from . import streaming
+        model, opt = self.model, self.model.optimizer
+        source = self.chunks.epoch()
+        if source is None:
+            return None
+        total, epochs_before = None, opt.epochs
+        for index, chunk in source:
+            x, y, w = streaming.unpack(chunk, index)
+            names = (f"chunk {index} x", f"chunk {index} y", f"chunk {index} sample_weight")
+            prepared, classes, _ = data_module.prepare(model, x, y, w, self.class_weight, names)
+            model.build(prepared[0].shape[1])
+            model.classes_ = classes
+            lay = model._loss_layout()
+            n = len(prepared[0])
+            runner = EpochRunner(engine.get(model.backend), lay, model.params, model.aux, opt,
+                                 model.loss.code, model.loss.loss_param(lay.n_outputs),
+                                 model._acc_kind(train=True), prepared, self.batch_size or n,
+                                 model._dropout_seed)
+            order = (model._rng.permutation(n) if self.shuffle
+                     else np.arange(n, dtype=np.int64))
+            opt.epochs = epochs_before  # per-epoch schedules: one epoch, however many chunks
+            stats = runner.run(order)
+            if stats is None:
+                raise NonFiniteLossError(
+                    f"the training loss became non-finite in chunk {index} (epoch "
+                    f"{epoch + 1}/{epochs}); the model keeps the weights it had before that "
+                    f"chunk (the last finite ones). Try a smaller learning rate, gradient "
+                    f"clipping (global_clipnorm=1.0) or standardised inputs.")
+            total = stats if total is None else total + stats
+            self.lr = runner.lr
+        if total is None:
+            if self.chunks.one_shot:
+                return None
+            raise ValueError(f"{self.chunks.name} gave no chunks for epoch {epoch + 1}")
+        opt.epochs = epochs_before + 1
+        return total
+
+    def extra_logs(self):
+        return {"lr": self.lr}
+
+
+def train(model, epochs_source, val, epochs, callbacks, initial_epoch=0, validation_freq=1,
+          validation_batch_size=None):
+    """Train ``model`` for epochs ``initial_epoch .. epochs - 1`` from ``epochs_source``
+    (``ArrayEpochs`` or ``ChunkEpochs``), validating on prepared ``val`` every
+    ``validation_freq`` epochs."""
+    from .streaming import ran_out
     quiet_nan = any(isinstance(cb, TerminateOnNaN) for cb in callbacks)
     model.stop_training = False
     for cb in callbacks:
         cb.on_train_begin({})
-    for epoch in range(epochs):
+    for epoch in range(initial_epoch, epochs):
         for cb in callbacks:
             cb.on_epoch_begin(epoch, {})
-        order = model._rng.permutation(runner.n) if shuffle else np.arange(runner.n,
-                                                                            dtype=np.int64)
-        stats = runner.run(order)
-        if stats is None:
-            message = runner.failure_message(epoch, epochs)
+        try:
+            stats = epochs_source.run(epoch, epochs)
+        except NonFiniteLossError as error:
             if not quiet_nan:
-                raise NonFiniteLossError(message)
-            print(f"TerminateOnNaN: {message}")
+                raise
+            print(f"TerminateOnNaN: {error}")
+            break
+        if stats is None:
+            ran_out(epoch, epochs)
             break
         logs = {"loss": stats[codes.ST_LOSS] / stats[codes.ST_ROWS]}
         logs.update(metric_table.compute(model.metrics, stats))
-        if val is not None:
-            for key, value in model._evaluate_arrays(*val).items():
+        if val is not None and (epoch + 1 - initial_epoch) % validation_freq == 0:
+            for key, value in model._evaluate_arrays(*val, validation_batch_size).items():
                 logs["val_" + key] = value
-        logs["lr"] = runner.lr
-        if diagnostics:
-            logs.update(diagnostics_logs(model.layers, lay, model.params,
-                                         runner.buf["diag"].sum(axis=0), runner.steps))
+        logs.update(epochs_source.extra_logs())
         logs = {key: float(value) for key, value in logs.items()}
         for cb in callbacks:
             cb.on_epoch_end(epoch, logs)

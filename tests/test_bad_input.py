@@ -25,7 +25,7 @@ def model():
 
 @pytest.fixture
 def fitted(model, data):
-    model.fit(*data)
+    model.fit(*data, verbose=0)
     return model
 
 
@@ -55,7 +55,7 @@ BAD_X = [
 @pytest.mark.parametrize("X, error, message", BAD_X)
 def test_fit_rejects_bad_X(model, data, X, error, message):
     with pytest.raises(error, match=message):
-        model.fit(X, data[1] if not hasattr(X, "__len__") or len(X) == 40 else data[1][:len(X)])
+        model.fit(X, data[1] if not hasattr(X, "__len__") or len(X) == 40 else data[1][:len(X)], verbose=0)
     unchanged(model, None)
 
 
@@ -79,7 +79,7 @@ BAD_Y = [
 def test_fit_rejects_bad_y(fitted, data, y, error, message):
     before = fitted.get_weights()
     with pytest.raises(error, match=message):
-        fitted.fit(data[0], y)
+        fitted.fit(data[0], y, verbose=0)
     unchanged(fitted, before)
 
 
@@ -116,7 +116,7 @@ def test_regression_and_binary_targets_are_checked(rng):
 ])
 def test_fit_rejects_bad_arguments(model, data, kwargs, error, message):
     with pytest.raises(error, match=message):
-        model.fit(*data, **kwargs)
+        model.fit(*data, **{"verbose": 0, **kwargs})
     unchanged(model, None)
 
 
@@ -125,9 +125,9 @@ def test_validation_data_is_checked(fitted, data):
     before = fitted.get_weights()
     with pytest.raises(ValueError, match=r"validation_data\[0\] has 3 features, but the model "
                                          r"expects 4"):
-        fitted.fit(X, y, validation_data=(X[:, :3], y))
+        fitted.fit(X, y, validation_data=(X[:, :3], y), verbose=0)
     with pytest.raises(ValueError, match=r"validation_data\[1\] holds class labels out of range"):
-        fitted.fit(X, y, validation_data=(X, y + 5))
+        fitted.fit(X, y, validation_data=(X, y + 5), verbose=0)
     unchanged(fitted, before)
 
 
@@ -156,7 +156,7 @@ def test_not_compiled_and_not_built():
     model = fastbp.Sequential([fastbp.Dense(2)])
     with pytest.raises(RuntimeError, match=r"call compile\(optimizer=\.\.\., loss=\.\.\.\) "
                                            r"before fit"):
-        model.fit(np.ones((2, 2)), np.ones((2, 2)))
+        model.fit(np.ones((2, 2)), np.ones((2, 2)), verbose=0)
     with pytest.raises(fastbp.NotFittedError, match="get_weights"):
         model.get_weights()
     with pytest.raises(ValueError, match="no layers"):
@@ -226,7 +226,7 @@ def test_names_are_case_insensitive_and_aliased(model):
 def test_sparse_labels_with_dense_metric_is_rejected(model, data):
     model.compile(loss="categorical_crossentropy", metrics=["mae"])
     with pytest.raises(ValueError, match="metric 'mae' needs dense targets"):
-        model.fit(*data)
+        model.fit(*data, verbose=0)
 
 
 def test_set_weights_checks(fitted):
@@ -249,14 +249,14 @@ def test_non_finite_loss_stops_with_epoch_and_keeps_last_finite_weights(rng):
     y = (X.sum(axis=1) * 1e3).astype(np.float32)
     model = fastbp.Sequential([fastbp.Dense(32, activation="relu"), fastbp.Dense(1)], seed=0)
     model.compile(optimizer=optimizers.SGD(learning_rate=1e-9), loss="mse")
-    model.fit(X, y, epochs=2, batch_size=8)  # small steps: finite
+    model.fit(X, y, epochs=2, batch_size=8, verbose=0)  # small steps: finite
     last_finite = model.get_weights()
     iterations = model.optimizer.iterations
     model.optimizer.learning_rate = 1.0  # now it diverges
     with pytest.raises(fastbp.NonFiniteLossError,
                        match=r"non-finite at batch \d+ of epoch 1/50; the model keeps the "
                              r"weights it had at the start of that epoch"):
-        model.fit(X, y, epochs=50, batch_size=8)
+        model.fit(X, y, epochs=50, batch_size=8, verbose=0)
     unchanged(model, last_finite)
     assert model.optimizer.iterations == iterations
     assert np.isfinite(model.optimizer.state).all()
@@ -276,11 +276,11 @@ def test_divergence_after_some_epochs_keeps_the_weights_of_the_last_finished_epo
 
     model = make()
     with pytest.raises(fastbp.NonFiniteLossError, match=r"epoch (\d+)/50") as info:
-        model.fit(X, y, epochs=50, batch_size=8)
+        model.fit(X, y, epochs=50, batch_size=8, verbose=0)
     finished = len(model.history.epoch)
     assert finished >= 1 and f"epoch {finished + 1}/50" in str(info.value)
     twin = make()  # same seed, same batches: stop after the epochs that finished
-    twin.fit(X, y, epochs=finished, batch_size=8)
+    twin.fit(X, y, epochs=finished, batch_size=8, verbose=0)
     unchanged(model, twin.get_weights())
 
 
@@ -293,14 +293,14 @@ def model_state(model):
 
 
 @pytest.mark.parametrize("bad_fit", [
-    lambda m, X, y: m.fit(X, y, validation_split=0.999),
-    lambda m, X, y: m.fit(X, y[:-1]),
-    lambda m, X, y: m.fit(np.where(X > 1, np.nan, X), y),
-    lambda m, X, y: m.fit(X, y, sample_weight=np.zeros(len(y))),
-    lambda m, X, y: m.fit(X, y, class_weight={"no such class": 1.0}),
-    lambda m, X, y: m.fit(X, y, callbacks=[print]),
-    lambda m, X, y: m.fit(X, y, validation_data=(X[:, :2], y)),
-    lambda m, X, y: m.fit(X, np.full(len(y), 7)),  # a class the model does not have
+    lambda m, X, y: m.fit(X, y, validation_split=0.999, verbose=0),
+    lambda m, X, y: m.fit(X, y[:-1], verbose=0),
+    lambda m, X, y: m.fit(np.where(X > 1, np.nan, X), y, verbose=0),
+    lambda m, X, y: m.fit(X, y, sample_weight=np.zeros(len(y)), verbose=0),
+    lambda m, X, y: m.fit(X, y, class_weight={"no such class": 1.0}, verbose=0),
+    lambda m, X, y: m.fit(X, y, callbacks=[print], verbose=0),
+    lambda m, X, y: m.fit(X, y, validation_data=(X[:, :2], y), verbose=0),
+    lambda m, X, y: m.fit(X, np.full(len(y), 7), verbose=0),  # a class the model does not have
 ])
 def test_a_failed_fit_changes_nothing(bad_fit):
     """A fit that fails on its arguments leaves the model exactly as it was: weights,
@@ -312,7 +312,7 @@ def test_a_failed_fit_changes_nothing(bad_fit):
     model = fastbp.Sequential([fastbp.Dense(5, activation="relu"),
                                fastbp.Dense(3, activation="softmax")], seed=0)
     model.compile(optimizer="adam", loss="categorical_crossentropy")
-    model.fit(X, y, epochs=1)
+    model.fit(X, y, epochs=1, verbose=0)
     before = model_state(model)
     with pytest.raises((ValueError, TypeError)):
         bad_fit(model, X, y)
@@ -422,7 +422,7 @@ def test_an_interrupt_anywhere_in_a_fit_leaves_a_usable_model(kind, tmp_path):
             if kind == "estimator":
                 model.fit(X, y)
             else:
-                model.fit(X, y, epochs=3, batch_size=32, validation_split=0.2)
+                model.fit(X, y, epochs=3, batch_size=32, validation_split=0.2, verbose=0)
 
     fitted = make()
     fit(fitted)

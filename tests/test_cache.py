@@ -111,7 +111,7 @@ y = rng.integers(0, 10, 2000)
 model = fastbp.Sequential([fastbp.Dense(64, activation="relu"), fastbp.Dense(64, activation="relu"),
                            fastbp.Dense(10, activation="softmax")], seed=0)
 model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
-model.fit(X, y, epochs=2, batch_size=64)
+model.fit(X, y, epochs=2, batch_size=64, verbose=0)
 first_fit = time.perf_counter() - start
 model.predict(X)
 model.evaluate(X, y, verbose=0)
@@ -197,12 +197,12 @@ y = (X[:, 0] > 0).astype(int)
 model = fastbp.Sequential([fastbp.Dense(8, activation="relu"), fastbp.Dense(2, activation="softmax")])
 model.compile(loss="categorical_crossentropy")
 try:
-    model.fit(X, y, epochs=1)
+    model.fit(X, y, epochs=1, verbose=0)
     interrupted = False
 except KeyboardInterrupt:
     interrupted = True
 engine.ready = original
-model.fit(X, y, epochs=2)  # the same process: fastbp and Numba still work
+model.fit(X, y, epochs=2, verbose=0)  # the same process: fastbp and Numba still work
 assert np.isfinite(model.predict(X)).all()
 assert numba.njit(lambda a: a + 1)(1) == 2  # and Numba still compiles
 print(interrupted, len(sent) > 10)

@@ -25,9 +25,9 @@ for middle in (fastbp.Dropout(0.2), fastbp.BatchNormalization()):
         model = fastbp.Sequential([fastbp.Dense(32, activation="relu"), middle,
                                    fastbp.Dense(3, activation="softmax")], seed=0)
         model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
-        model.fit(X, y, epochs=1, batch_size=64)  # compiles or loads the cache; makes buffers
+        model.fit(X, y, epochs=1, batch_size=64, verbose=0)  # compiles or loads the cache; makes buffers
         before = rtsys.get_allocation_stats().alloc
-        model.fit(X, y, epochs=3, batch_size=64)
+        model.fit(X, y, epochs=3, batch_size=64, verbose=0)
         counts.append(rtsys.get_allocation_stats().alloc - before)
     print(*counts, end=" ")
 arrays = sum(isinstance(a, types.Array) + sum(isinstance(b, types.Array) for b in
@@ -66,7 +66,7 @@ def test_one_compiled_signature_serves_every_model():
     for layers, loss, optimizer, target in models:
         model = fastbp.Sequential(layers, seed=1)
         model.compile(optimizer=optimizer, loss=loss)
-        model.fit(X, target, epochs=1, batch_size=32)
+        model.fit(X, target, epochs=1, batch_size=32, verbose=0)
         model.predict(X)
     assert len(k_epoch.train_epoch.signatures) == 1
     assert len(k_inference.infer.signatures) == 1
@@ -125,7 +125,7 @@ model = fastbp.Sequential([fastbp.Dense(8, activation="relu"),
 model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
 fastbp.scheduler.MIN_PARALLEL_FLOPS = 0  # the threaded epoch too
 for data in inputs:
-    model.fit(data, y, epochs=1, batch_size=64, validation_data=(data, y))
+    model.fit(data, y, epochs=1, batch_size=64, validation_data=(data, y), verbose=0)
     model.predict(data)
     model.evaluate(data, y, verbose=0)
 frozen = X.copy()

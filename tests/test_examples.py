@@ -30,6 +30,7 @@ def test_demo_command_line():
     ("xor.py", "accuracy 1.00"),
     ("digits.py", "test accuracy 0.9"),
     ("regression.py", "test R^2 0."),
+    ("custom_loop.py", "epoch 10: loss 0.0"),
 ])
 def test_example(script, expected):
     assert expected in run(str(ROOT / "examples" / script))

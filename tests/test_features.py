@@ -50,7 +50,7 @@ def test_dropout_is_reproducible_and_seeded(rng):
     X, y = blobs(rng)
     a, b, c = (model_with(dropout_layers(), seed=s) for s in (1, 1, 2))
     for m in (a, b, c):
-        m.fit(X, y, epochs=2, batch_size=32)
+        m.fit(X, y, epochs=2, batch_size=32, verbose=0)
     same_weights(a, b)
     assert not np.array_equal(a.get_weights()[0], c.get_weights()[0])
 
@@ -78,8 +78,8 @@ def test_dropout_rate_zero_equals_no_dropout(rng):
     a = model_with([fastbp.Dropout(0.0), fastbp.Dense(8, activation="relu"),
                     fastbp.Dense(3, activation="softmax")])
     b = model_with([fastbp.Dense(8, activation="relu"), fastbp.Dense(3, activation="softmax")])
-    a.fit(X, y, epochs=2)
-    b.fit(X, y, epochs=2)
+    a.fit(X, y, epochs=2, verbose=0)
+    b.fit(X, y, epochs=2, verbose=0)
     same_weights(a, b)
 
 
@@ -108,7 +108,7 @@ def test_batchnorm_uses_running_statistics_in_predict(rng):
     X = (rng.standard_normal((300, 3)) * [1, 10, 100] + [5, -5, 50]).astype(np.float32)
     model = model_with([fastbp.BatchNormalization(momentum=0.5), fastbp.Dense(1)], loss="mse",
                        metrics=())
-    model.fit(X, X[:, 0], epochs=5, batch_size=300)
+    model.fit(X, X[:, 0], epochs=5, batch_size=300, verbose=0)
     gamma, beta, mean, var = model.get_weights()[:4]
     W, b = model.get_weights()[4:]
     np.testing.assert_allclose(mean, X.mean(axis=0), rtol=0.05)  # 1 - 0.5**5 of the way
@@ -154,7 +154,7 @@ def test_schedules_give_the_documented_rates(schedule, rng):
     X, y = blobs(rng, n=80)
     model = model_with([fastbp.Dense(3, activation="softmax")],
                        optimizer=optimizers.SGD(learning_rate=schedule))
-    history = model.fit(X, y, epochs=5, batch_size=16)  # 5 steps per epoch
+    history = model.fit(X, y, epochs=5, batch_size=16, verbose=0)  # 5 steps per epoch
     if schedule.unit == "step":
         expected = [schedule(5 * (e + 1) - 1) for e in range(5)]  # last step of each epoch
     else:
@@ -172,10 +172,10 @@ def test_step_schedule_is_applied_at_every_step(rng):
     sched = schedules.LinearDecay(0.1, decay_steps=1, end_learning_rate=1e-30)
     a = model_with([fastbp.Dense(3, activation="softmax")],
                    optimizer=optimizers.SGD(learning_rate=sched))
-    a.fit(X, y, epochs=1, batch_size=16, shuffle=False)
+    a.fit(X, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
     b = model_with([fastbp.Dense(3, activation="softmax")],
                    optimizer=optimizers.SGD(learning_rate=0.1))
-    b.fit(X[:16], y[:16], epochs=1, batch_size=16, shuffle=False)
+    b.fit(X[:16], y[:16], epochs=1, batch_size=16, shuffle=False, verbose=0)
     same_weights(a, b, exact=False)
 
 
@@ -184,7 +184,7 @@ def test_reduce_lr_on_plateau(rng):
     model = model_with([fastbp.Dense(3, activation="softmax")],
                        optimizer=optimizers.SGD(learning_rate=1e-30))  # no progress at all
     cb = callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, min_delta=1e-3)
-    history = model.fit(X, y, epochs=6, callbacks=[cb])
+    history = model.fit(X, y, epochs=6, callbacks=[cb], verbose=0)
     lr = np.array(history.history["lr"]) / 1e-30
     np.testing.assert_allclose(lr, [1, 1, 1, 0.5, 0.5, 0.25])
 
@@ -213,7 +213,7 @@ def test_early_stopping_restores_the_best_weights(rng):
     assert stop.stopped_epoch is not None and len(val) == stop.best_epoch + 5
     assert stop.best_epoch == int(np.argmin(val))
     twin = big_model()  # same seed, same batches: the weights after the best epoch
-    twin.fit(X, y, epochs=stop.best_epoch + 1, batch_size=20)
+    twin.fit(X, y, epochs=stop.best_epoch + 1, batch_size=20, verbose=0)
     same_weights(model, twin)
     assert model.evaluate(Xv, yv)[0] == pytest.approx(min(val), rel=1e-6)
 
@@ -225,7 +225,7 @@ def test_terminate_on_nan_stops_quietly(rng, capsys):
                        optimizer=optimizers.SGD(1.0), metrics=())
     model.build(3)
     before = model.get_weights()
-    history = model.fit(X, y, epochs=20, batch_size=8, callbacks=[callbacks.TerminateOnNaN()])
+    history = model.fit(X, y, epochs=20, batch_size=8, callbacks=[callbacks.TerminateOnNaN()], verbose=0)
     assert history.epoch == [] and "TerminateOnNaN" in capsys.readouterr().out
     same_weights(model, type("W", (), {"get_weights": lambda self: before})())
 
@@ -237,7 +237,7 @@ def test_model_checkpoint_and_csv_logger(rng, tmp_path):
     best = callbacks.ModelCheckpoint(tmp_path / "best.npz", monitor="val_accuracy",
                                      save_best_only=True)
     log = callbacks.CSVLogger(tmp_path / "log.csv")
-    history = model.fit(X, y, epochs=4, validation_split=0.25, callbacks=[every, best, log])
+    history = model.fit(X, y, epochs=4, validation_split=0.25, callbacks=[every, best, log], verbose=0)
     assert sorted(p.name for p in tmp_path.glob("ckpt-*")) == [f"ckpt-0{i}.npz" for i in range(1, 5)]
     final = fastbp.load(tmp_path / "ckpt-04.npz")
     np.testing.assert_array_equal(final.predict(X), model.predict(X))
@@ -255,7 +255,7 @@ def test_callback_that_monitors_an_unlogged_value_says_so(rng):
     X, y = blobs(rng)
     model = model_with([fastbp.Dense(3, activation="softmax")])
     with pytest.raises(ValueError, match="monitors 'val_loss', which this fit does not log"):
-        model.fit(X, y, callbacks=[callbacks.EarlyStopping()])
+        model.fit(X, y, callbacks=[callbacks.EarlyStopping()], verbose=0)
 
 
 def test_custom_callback_hooks(rng):
@@ -283,12 +283,15 @@ def test_custom_callback_hooks(rng):
 def test_verbose_levels(rng, capsys):
     X, y = blobs(rng)
     model = model_with([fastbp.Dense(3, activation="softmax")])
-    model.fit(X, y, epochs=3, verbose=1)
+    model.fit(X, y, epochs=3, verbose=2)  # Keras's levels: 2 is one line per epoch
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3 and lines[2].startswith("Epoch 3/3 - loss:") and "accuracy" in lines[2]
-    model.fit(X, y, epochs=3, verbose=2)
-    out = capsys.readouterr().out
-    assert out.count("\r") == 3 and "3/3 [" in out and out.endswith("\n")
+    for verbose in (1, "auto"):  # a progress bar (Keras's default)
+        model.fit(X, y, epochs=3, verbose=verbose)
+        out = capsys.readouterr().out
+        assert out.count("\r") == 3 and "3/3 [" in out and out.endswith("\n")
+    model.fit(X, y, epochs=3)
+    assert "3/3 [" in capsys.readouterr().out
     model.fit(X, y, epochs=3, verbose=0)
     assert capsys.readouterr().out == ""
 
@@ -302,30 +305,30 @@ def test_class_weight_balanced_is_the_formula(rng):
     a = model_with([fastbp.Dense(3, activation="softmax")])
     b = model_with([fastbp.Dense(3, activation="softmax")])
     c = model_with([fastbp.Dense(3, activation="softmax")])
-    a.fit(X, y, epochs=2, class_weight="balanced")
-    b.fit(X, y, epochs=2, sample_weight=formula)
-    c.fit(X, y, epochs=2)
+    a.fit(X, y, epochs=2, class_weight="balanced", verbose=0)
+    b.fit(X, y, epochs=2, sample_weight=formula, verbose=0)
+    c.fit(X, y, epochs=2, verbose=0)
     same_weights(a, b)
     assert not np.allclose(a.get_weights()[0], c.get_weights()[0])
     d = model_with([fastbp.Dense(3, activation="softmax")])
-    d.fit(X, y, epochs=2, class_weight={0: 0.5, 2: 3.0}, sample_weight=np.full(len(y), 2.0))
+    d.fit(X, y, epochs=2, class_weight={0: 0.5, 2: 3.0}, sample_weight=np.full(len(y), 2.0), verbose=0)
     e = model_with([fastbp.Dense(3, activation="softmax")])
     e.fit(X, y, epochs=2, sample_weight=2.0 * np.array([0.5, 1.0, 3.0])[y])
     same_weights(d, e)
     with pytest.raises(ValueError, match="weight for 7, which is not one of the model's classes"):
-        d.fit(X, y, class_weight={7: 1.0})
+        d.fit(X, y, class_weight={7: 1.0}, verbose=0)
 
 
 def test_validation_split_is_stratified(rng):
     X, y = blobs(rng, n=300)
     model = model_with([fastbp.Dense(3, activation="softmax")])
-    history = model.fit(X, y, epochs=1, validation_split=0.2)
+    history = model.fit(X, y, epochs=1, validation_split=0.2, verbose=0)
     assert history.params["samples"] == 300 - sum(round(c * 0.2) for c in np.bincount(y))
     assert "val_accuracy" in history.history
     with pytest.raises(ValueError, match="not both"):
-        model.fit(X, y, validation_split=0.2, validation_data=(X, y))
+        model.fit(X, y, validation_split=0.2, validation_data=(X, y), verbose=0)
     with pytest.raises(ValueError, match="validation_split must be"):
-        model.fit(X, y, validation_split=1.0)
+        model.fit(X, y, validation_split=1.0, verbose=0)
 
 
 @pytest.mark.parametrize("labels", [np.array(["cat", "dog", "bird"]), np.array([3, 7, 9]),
@@ -334,7 +337,7 @@ def test_arbitrary_class_labels_are_mapped_and_back(labels, rng):
     X, y = blobs(rng)
     model = model_with([fastbp.Dense(16, activation="relu"), fastbp.Dense(3, activation="softmax")],
                        optimizer=optimizers.Adam(0.05))
-    model.fit(X, labels[y], epochs=30)
+    model.fit(X, labels[y], epochs=30, verbose=0)
     np.testing.assert_array_equal(model.classes_, np.sort(labels))
     predicted = model.predict_classes(X)
     assert predicted.dtype == labels.dtype
@@ -347,7 +350,7 @@ def test_binary_string_labels(rng):
     y = np.where(X[:, 0] > 0, "yes", "no")
     model = model_with([fastbp.Dense(1, activation="sigmoid")], loss="binary_crossentropy",
                        optimizer=optimizers.Adam(0.05))
-    model.fit(X, y, epochs=30)
+    model.fit(X, y, epochs=30, verbose=0)
     assert list(model.classes_) == ["no", "yes"]
     assert np.mean(model.predict_classes(X) == y) > 0.95
 
@@ -358,13 +361,13 @@ def test_save_load_keeps_labels_batchnorm_and_dropout(rng, tmp_path):
     layers = [fastbp.Dense(8), fastbp.BatchNormalization(), fastbp.Activation("relu"),
               fastbp.Dropout(0.2), fastbp.Dense(3, activation="softmax")]
     model = model_with(layers)
-    model.fit(X, labels[y], epochs=2)
+    model.fit(X, labels[y], epochs=2, verbose=0)
     model.save(tmp_path / "m.npz")
     loaded = fastbp.load(tmp_path / "m.npz")
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
     np.testing.assert_array_equal(loaded.predict_classes(X), model.predict_classes(X))
-    model.fit(X, labels[y], epochs=2)  # continues identically: rng, dropout seed, state saved
-    loaded.fit(X, labels[y], epochs=2)
+    model.fit(X, labels[y], epochs=2, verbose=0)  # continues identically: rng, dropout seed, state saved
+    loaded.fit(X, labels[y], epochs=2, verbose=0)
     same_weights(model, loaded)
 
 
@@ -426,5 +429,5 @@ def test_dead_relu_units_are_counted(rng):
     W, b, W2, b2 = model.get_weights()
     b[:4] = -1e4  # four units can never fire
     model.set_weights([W, b, W2, b2])
-    history = model.fit(X, y, epochs=1, diagnostics=True)
+    history = model.fit(X, y, epochs=1, diagnostics=True, verbose=0)
     assert history.history["hidden/dead_fraction"] == [pytest.approx(0.4)]

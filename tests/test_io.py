@@ -19,7 +19,7 @@ def trained(rng):
                                fastbp.Dense(3, activation="softmax")], seed=5, name="net")
     model.compile(optimizer=optimizers.AdamW(learning_rate=0.01, global_clipnorm=2.0),
                   loss="categorical_crossentropy", metrics=["accuracy"])
-    model.fit(X, y, epochs=3, batch_size=16)
+    model.fit(X, y, epochs=3, batch_size=16, verbose=0)
     return model, X, y
 
 
@@ -45,8 +45,8 @@ def test_training_continues_identically_after_loading(trained, tmp_path):
     model, X, y = trained
     model.save(tmp_path / "m.npz")
     loaded = fastbp.load(tmp_path / "m.npz")
-    model.fit(X, y, epochs=1, batch_size=16, shuffle=False)
-    loaded.fit(X, y, epochs=1, batch_size=16, shuffle=False)
+    model.fit(X, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    loaded.fit(X, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
     np.testing.assert_array_equal(loaded.params, model.params)
 
 
@@ -78,7 +78,7 @@ def test_pickle_round_trip(trained):
     clone = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(clone.predict(X), model.predict(X))
     clone.fit(X, y, epochs=1)
-    model.fit(X, y, epochs=1)
+    model.fit(X, y, epochs=1, verbose=0)
     np.testing.assert_array_equal(clone.params, model.params)
 
 
@@ -245,7 +245,7 @@ def test_damaged_numbers_are_rejected(tmp_path, what, rng):
     model = fastbp.Sequential([fastbp.Dense(6, activation="relu"), fastbp.BatchNormalization(),
                                fastbp.Dense(2, activation="softmax")], seed=0)
     model.compile(optimizer="adam", loss="categorical_crossentropy")
-    model.fit(X, (X[:, 0] > 0).astype(int), epochs=1, batch_size=16)
+    model.fit(X, (X[:, 0] > 0).astype(int), epochs=1, batch_size=16, verbose=0)
     entries, meta = saved_entries(model, tmp_path)
     params, aux = entries["params"].copy(), entries["aux"].copy()
     state = entries["optimizer_state"].copy()

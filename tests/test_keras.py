@@ -41,7 +41,7 @@ def test_input_and_input_shape_build_the_model_at_once():
     model.add(fastbp.Dense(2))  # layers may follow an Input, as in Keras
     model.compile(loss="mse")
     with pytest.raises(ValueError, match="X has 4 features, but the model expects 5"):
-        model.fit(np.zeros((3, 4)), np.zeros((3, 2)))
+        model.fit(np.zeros((3, 4)), np.zeros((3, 2)), verbose=0)
     with pytest.raises(ValueError, match="input_shape must be"):
         fastbp.Dense(3, input_shape=(5, 2))
     with pytest.raises(ValueError, match="input_shape belongs on the first layer"):
@@ -124,7 +124,7 @@ def test_the_seed_loop_runs_with_model_gradients():
     assert optimizer.iterations == 18 and sum(seen[-6:]) < 0.9 * sum(seen[:6])
 
     fitted = make()
-    fitted.fit(X, labels_all, epochs=3, batch_size=100, shuffle=False)
+    fitted.fit(X, labels_all, epochs=3, batch_size=100, shuffle=False, verbose=0)
     for ours, theirs in zip(model.get_weights(), fitted.get_weights()):
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
 
@@ -231,3 +231,41 @@ def test_gradients_needs_a_loss_and_checks_its_input():
         model.gradients(np.zeros((2, 4)), np.zeros((2, 2)), loss="mse")
     with pytest.raises(ValueError, match="training=False"):
         model.gradients(np.ones((2, 3)), np.zeros((2, 2)), loss="mse", training=False)
+
+
+def test_clone_model_copies_the_architecture_not_the_weights(mnist_like):
+    X, Y = mnist_like
+    model = fastbp.Sequential([fastbp.Input((28,)), fastbp.Dense(16, activation="relu"),
+                               fastbp.Dropout(0.1), fastbp.Dense(64, activation="softmax")],
+                              seed=3)
+    start = model.get_weights()
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    model.fit(X, Y, epochs=1, verbose=0)
+    clone = fastbp.models.clone_model(model)
+    assert clone.get_config() == model.get_config() and clone.loss is None
+    for a, b in zip(clone.get_weights(), start):  # fresh: the weights the original began with
+        np.testing.assert_array_equal(a, b)
+    renamed = fastbp.models.clone_model(model, clone_function=lambda layer: layer)
+    assert renamed.get_config() == model.get_config()
+    with pytest.raises(TypeError, match="clone_model expects a fastbp.Sequential"):
+        fastbp.models.clone_model("model")
+    assert fastbp.models.model_from_config(model.get_config()).get_config() == \
+        model.get_config()
+
+
+def test_pop_keeps_the_other_layers_weights(mnist_like):
+    X, Y = mnist_like
+    model = fastbp.Sequential([fastbp.Input((28,)), fastbp.Dense(16, activation="relu"),
+                               fastbp.BatchNormalization(), fastbp.Dense(64, activation="softmax")],
+                              seed=0)
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    model.fit(X, Y, epochs=1, verbose=0)
+    before = model.get_weights()
+    last = model.pop()
+    assert isinstance(last, fastbp.Dense) and len(model.layers) == 2
+    after = model.get_weights()
+    assert len(after) == 6
+    for a, b in zip(after, before):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="no layers"):
+        fastbp.Sequential().pop()

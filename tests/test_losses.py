@@ -91,7 +91,7 @@ def test_from_logits_trains_as_the_fused_output_and_predicts_logits(backend):
                                        fastbp.Dense(units, activation=act)], seed=0)
             model.compile(optimizer="adam", loss=make_loss(from_logits=logits),
                           metrics=["accuracy"], backend=backend)
-            models.append((model, model.fit(X, targets, epochs=3, batch_size=32).history))
+            models.append((model, model.fit(X, targets, epochs=3, batch_size=32, verbose=0).history))
         (a, ha), (b, hb) = models
         assert ha["loss"] == hb["loss"] and ha["accuracy"] == hb["accuracy"]
         assert a.evaluate(X, targets, verbose=0) == b.evaluate(X, targets, verbose=0)
@@ -125,7 +125,7 @@ def test_label_smoothing_trains_on_smoothed_targets():
                                   seed=0)
         model.compile(optimizer=fastbp.optimizers.Adam(0.05),
                       loss=losses.CategoricalCrossentropy(label_smoothing=s))
-        model.fit(X, y, epochs=300, batch_size=400)
+        model.fit(X, y, epochs=300, batch_size=400, verbose=0)
         top.append(np.median(model.predict(X).max(axis=1)))
     # separable classes: without smoothing the probabilities go to 1; with it, a row's best
     # probability is 1 - s/2 = 0.85 (a linear model overshoots it only far from the boundary)
@@ -155,7 +155,7 @@ def test_mae_by_name_trains_compiled_as_the_reference():
     for backend in ("numba", "numpy"):
         model = fastbp.Sequential([fastbp.Input((3,)), fastbp.Dense(1)], seed=0)
         model.compile(optimizer="sgd", loss="mae", backend=backend)
-        history = model.fit(X, y, epochs=5, batch_size=20)
+        history = model.fit(X, y, epochs=5, batch_size=20, verbose=0)
         assert history.history["loss"][-1] < history.history["loss"][0]
         weights.append(model.get_weights())
     for a, b in zip(*weights):

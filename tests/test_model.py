@@ -25,7 +25,7 @@ def classifier(seed=0, backend="numba", metrics=("accuracy",)):
 def test_history_and_shapes(data):
     X, y = data
     model = classifier()
-    history = model.fit(X, y, epochs=3, batch_size=32, validation_data=(X[:20], y[:20]))
+    history = model.fit(X, y, epochs=3, batch_size=32, validation_data=(X[:20], y[:20]), verbose=0)
     assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr"}
     assert all(len(v) == 3 for v in history.history.values())
     assert history.epoch == [0, 1, 2]
@@ -42,7 +42,7 @@ def test_input_width_taken_from_data(data):
     X, y = data
     model = classifier()
     assert not model.built and model.n_features is None
-    model.fit(X, y)
+    model.fit(X, y, verbose=0)
     assert model.n_features == 5
     assert model.get_weights()[0].shape == (5, 16)
 
@@ -50,7 +50,7 @@ def test_input_width_taken_from_data(data):
 def test_evaluate_matches_history_and_metrics(data):
     X, y = data
     model = classifier()
-    history = model.fit(X, y, epochs=2, validation_data=(X, y))
+    history = model.fit(X, y, epochs=2, validation_data=(X, y), verbose=0)
     loss, accuracy = model.evaluate(X, y)
     assert loss == pytest.approx(history.history["val_loss"][-1], rel=1e-6)
     assert accuracy == pytest.approx(np.mean(model.predict(X).argmax(axis=1) == y))
@@ -68,7 +68,7 @@ def test_running_training_loss_equals_mean_of_batch_losses(data):
                                fastbp.Dense(3, activation="softmax")], seed=0)
     model.compile(optimizer=optimizers.SGD(learning_rate=1e-30), loss="cce",
                   metrics=["accuracy"])
-    history = model.fit(X, y, epochs=1, batch_size=7)
+    history = model.fit(X, y, epochs=1, batch_size=7, verbose=0)
     loss, accuracy = model.evaluate(X, y)
     assert history.history["loss"][0] == pytest.approx(loss, rel=1e-5)
     assert history.history["accuracy"][0] == pytest.approx(accuracy)
@@ -77,8 +77,8 @@ def test_running_training_loss_equals_mean_of_batch_losses(data):
 def test_one_hot_and_labels_train_identically(data):
     X, y = data
     a, b = classifier(), classifier()
-    a.fit(X, y, epochs=2)
-    b.fit(X, np.eye(3)[y], epochs=2)
+    a.fit(X, y, epochs=2, verbose=0)
+    b.fit(X, np.eye(3)[y], epochs=2, verbose=0)
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-7)
 
@@ -91,10 +91,10 @@ def test_sample_weight_zero_equals_dropping_rows(data):
     w[60:] = 0
     a = classifier()
     a.compile(optimizer=optimizers.SGD(0.1), loss="categorical_crossentropy")
-    a.fit(X, y, epochs=1, batch_size=120, sample_weight=w, shuffle=False)
+    a.fit(X, y, epochs=1, batch_size=120, sample_weight=w, shuffle=False, verbose=0)
     b = classifier()
     b.compile(optimizer=optimizers.SGD(0.1 * 60 / 120), loss="categorical_crossentropy")
-    b.fit(X[:60], y[:60], epochs=1, batch_size=60, shuffle=False)
+    b.fit(X[:60], y[:60], epochs=1, batch_size=60, shuffle=False, verbose=0)
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_allclose(wa, wb, rtol=1e-4, atol=1e-6)
 
@@ -106,7 +106,7 @@ def test_multilabel_sigmoid_and_predict_proba(rng):
                                fastbp.Dense(3, activation="sigmoid")], seed=0)
     model.compile(optimizer=optimizers.Adam(0.02), loss="binary_crossentropy",
                   metrics=["accuracy"])
-    history = model.fit(X, Y, epochs=40, batch_size=16)
+    history = model.fit(X, Y, epochs=40, batch_size=16, verbose=0)
     assert history.history["accuracy"][-1] > 0.9
     assert model.predict_proba(X).shape == (80, 3)
 
@@ -116,7 +116,7 @@ def test_single_sigmoid_predict_proba_has_two_columns(rng):
     y = (X[:, 0] > 0).astype(int)
     model = fastbp.Sequential([fastbp.Dense(1, activation="sigmoid")], seed=0)
     model.compile(loss="binary_crossentropy")
-    model.fit(X, y)
+    model.fit(X, y, verbose=0)
     proba = model.predict_proba(X)
     assert proba.shape == (30, 2)
     np.testing.assert_allclose(proba[:, 1], model.predict(X)[:, 0])
@@ -126,7 +126,7 @@ def test_single_sigmoid_predict_proba_has_two_columns(rng):
 def test_get_set_weights_round_trip(data):
     X, y = data
     model = classifier()
-    model.fit(X, y)
+    model.fit(X, y, verbose=0)
     weights = model.get_weights()
     before = model.predict(X)
     weights[0][0, 0] += 1.0  # copies: changing them does not touch the model
@@ -141,9 +141,9 @@ def test_continued_fit_keeps_optimizer_state(data):
     """Two fits of 2 epochs equal one fit of 4 epochs (same seed, state carried over)."""
     X, y = data
     a, b = classifier(), classifier()
-    a.fit(X, y, epochs=2)
-    a.fit(X, y, epochs=2)
-    b.fit(X, y, epochs=4)
+    a.fit(X, y, epochs=2, verbose=0)
+    a.fit(X, y, epochs=2, verbose=0)
+    b.fit(X, y, epochs=4, verbose=0)
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(wa, wb)
 
@@ -168,7 +168,7 @@ def test_every_initializer_is_seeded_and_scaled(rng):
 def test_predict_in_chunks_equals_one_pass(data):
     X, y = data
     model = classifier()
-    model.fit(X, y)
+    model.fit(X, y, verbose=0)
     # BLAS may take another code path for a 1-row chunk: equal to the last bit or two
     np.testing.assert_allclose(model.predict(X, batch_size=7), model.predict(X), rtol=1e-6)
 
@@ -176,7 +176,7 @@ def test_predict_in_chunks_equals_one_pass(data):
 def test_numpy_backend_trains_too(data):
     X, y = data
     model = classifier(backend="numpy")
-    history = model.fit(X, y, epochs=5)
+    history = model.fit(X, y, epochs=5, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]
 
 
@@ -185,7 +185,7 @@ def test_summary_lists_layers(data, capsys):
     model = classifier()
     model.summary()
     assert "not built" in capsys.readouterr().out
-    model.fit(X, y)
+    model.fit(X, y, verbose=0)
     model.summary()
     out = capsys.readouterr().out
     assert "softmax" in out and str(model.count_params()) in out
@@ -213,7 +213,7 @@ def test_worked_example_by_hand():
     model.build(2)
     model.set_weights([np.array([[0.1, 0.2], [0.3, 0.4]]), np.zeros(2),
                        np.array([[0.5], [-0.6]]), np.array([0.1])])
-    history = model.fit(np.array([[1.0, 2.0]]), np.array([1.0]), epochs=1, batch_size=1)
+    history = model.fit(np.array([[1.0, 2.0]]), np.array([1.0]), epochs=1, batch_size=1, verbose=0)
     assert history.history["loss"][0] == pytest.approx(1.3225, rel=1e-6)
     W1, b1, W2, b2 = model.get_weights()
     np.testing.assert_allclose(W1, [[0.1 + 0.115, 0.2 - 0.138], [0.3 + 0.23, 0.4 - 0.276]],

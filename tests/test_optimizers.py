@@ -63,7 +63,7 @@ def test_trajectory_matches_pytorch(case, backend):
             loss.backward()
             opt.step()
 
-    model.fit(X, y, epochs=5, batch_size=16, shuffle=False)
+    model.fit(X, y, epochs=5, batch_size=16, shuffle=False, verbose=0)
     assert model.optimizer.iterations == 20
     theirs = [net[0].weight.detach().numpy().T, net[0].bias.detach().numpy(),
               net[2].weight.detach().numpy().T, net[2].bias.detach().numpy()]
@@ -81,8 +81,8 @@ def test_compiled_matches_reference_over_epochs(name):
     fits = []
     for backend in ("numba", "numpy"):
         model = _fastbp_model(name, backend)
-        model.fit(X, y, epochs=3, batch_size=10, shuffle=True)
-        model.fit(X, y, epochs=2, batch_size=7, shuffle=True)
+        model.fit(X, y, epochs=3, batch_size=10, shuffle=True, verbose=0)
+        model.fit(X, y, epochs=2, batch_size=7, shuffle=True, verbose=0)
         fits.append(model.get_weights())
     for ours, reference in zip(*fits):
         np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-6)
@@ -93,12 +93,12 @@ def test_save_and_load_resume_the_same_trajectory(name, tmp_path):
     """Saved mid-run and loaded, a model continues exactly as the one that was not saved."""
     X, y = _problem()
     model = _fastbp_model(name, "numba")
-    model.fit(X, y, epochs=2, batch_size=16, shuffle=False)
+    model.fit(X, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
     model.save(tmp_path / "m.npz")
-    model.fit(X, y, epochs=2, batch_size=16, shuffle=False)
+    model.fit(X, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
     loaded = fastbp.load(tmp_path / "m.npz")
     assert type(loaded.optimizer) is type(model.optimizer)
-    loaded.fit(X, y, epochs=2, batch_size=16, shuffle=False)
+    loaded.fit(X, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
     for a, b in zip(model.get_weights(), loaded.get_weights()):
         np.testing.assert_array_equal(a, b)
 

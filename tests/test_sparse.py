@@ -116,7 +116,7 @@ def test_sequential_trains_on_sparse_rows_as_on_dense(rng):
         model = fastbp.Sequential([fastbp.Dense(16, activation="relu"),
                                    fastbp.Dense(2, activation="softmax")], seed=0)
         model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
-        model.fit(X, y, epochs=3, batch_size=32, validation_split=0.2)
+        model.fit(X, y, epochs=3, batch_size=32, validation_split=0.2, verbose=0)
         results.append((model.params.copy(), model.predict(X), model.evaluate(X, y)))
     np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-5, atol=1e-6)
@@ -124,7 +124,7 @@ def test_sequential_trains_on_sparse_rows_as_on_dense(rng):
     model = fastbp.Sequential([fastbp.Dropout(0.1), fastbp.Dense(2, activation="softmax")])
     model.compile(loss="categorical_crossentropy")
     with pytest.raises(ValueError, match="sparse X needs a Dense first layer"):
-        model.fit(X_sparse, y)
+        model.fit(X_sparse, y, verbose=0)
 
 
 @pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])

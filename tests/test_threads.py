@@ -23,7 +23,7 @@ y = (X[:, :3].sum(axis=1) > 0).astype(int) + (X[:, 3] > 0.5)
 model = fastbp.Sequential([fastbp.Dense(32, activation="relu"), fastbp.Dense(16, activation="tanh"),
                            fastbp.Dense(3, activation="softmax")], seed=1)
 model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
-model.fit(X, y, epochs=3, batch_size=64)
+model.fit(X, y, epochs=3, batch_size=64, verbose=0)
 print(fastbp.get_num_threads(), hashlib.sha256(model.params.tobytes()).hexdigest())
 """
 
@@ -53,7 +53,7 @@ def test_no_numba_threading_layer_is_started():
               "fastbp.scheduler.MIN_PARALLEL_FLOPS = 0\n"
               "X = np.random.default_rng(0).standard_normal((512, 4)).astype(np.float32)\n"
               "m = fastbp.Sequential([fastbp.Dense(8, activation='relu'), fastbp.Dense(1)])\n"
-              "m.compile(loss='mse'); m.fit(X, X[:, 0], batch_size=64); m.predict(X)\n"
+              "m.compile(loss='mse'); m.fit(X, X[:, 0], batch_size=64, verbose=0); m.predict(X)\n"
               "print(p._is_initialized)\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             timeout=600)
@@ -85,7 +85,7 @@ def test_models_train_and_predict_concurrently_in_threads():
     sequential = []
     for seed in range(4):
         model = make(seed)
-        model.fit(X, y, epochs=3, batch_size=32)
+        model.fit(X, y, epochs=3, batch_size=32, verbose=0)
         sequential.append(model.params.copy())
 
     models = [make(seed) for seed in range(4)]
@@ -93,7 +93,7 @@ def test_models_train_and_predict_concurrently_in_threads():
 
     def work(model):
         try:
-            model.fit(X, y, epochs=3, batch_size=32)
+            model.fit(X, y, epochs=3, batch_size=32, verbose=0)
             for _ in range(20):
                 model.predict(X[:100])
         except Exception as err:  # pragma: no cover - reported below
@@ -348,7 +348,7 @@ def test_threads_give_the_bits_of_one_thread(monkeypatch):
                           metrics=["accuracy"])
             with _threads.limit(threads):
                 try:
-                    history = model.fit(X, y, epochs=2, batch_size=64,
+                    history = model.fit(X, y, epochs=2, batch_size=64, verbose=0,
                                         diagnostics=diagnostics).history
                 except fastbp.NonFiniteLossError as error:
                     history = str(error)
@@ -407,7 +407,7 @@ def fit():
                                fastbp.Dense(256, activation="relu"),
                                fastbp.Dense(3, activation="softmax")], seed=0)
     model.compile(optimizer="adam", loss="categorical_crossentropy")
-    model.fit(X, y, epochs=3, batch_size=256)
+    model.fit(X, y, epochs=3, batch_size=256, verbose=0)
     return hashlib.sha256(model.params.tobytes()).hexdigest()
 
 digests = [fit()]
@@ -449,7 +449,7 @@ def test_predictions_do_not_depend_on_the_thread_count():
     model = fastbp.Sequential([fastbp.Dense(64, activation="relu"),
                                fastbp.Dense(3, activation="softmax")], seed=0)
     model.compile(loss="categorical_crossentropy")
-    model.fit(X[:100], rng.integers(0, 3, 100), epochs=1)
+    model.fit(X[:100], rng.integers(0, 3, 100), epochs=1, verbose=0)
     outputs = []
     for threads in (1, 2, 3):
         with _threads.limit(threads):

@@ -122,7 +122,7 @@ def test_full_batch_gradient_descent_matches_manual_steps(rng):
     model = make_model("numba", optimizers.SGD(0.1))
     model.build(X.shape[1])
     w0 = model.params.copy()
-    model.fit(X, y, epochs=1, batch_size=20, shuffle=False)
+    model.fit(X, y, epochs=1, batch_size=20, shuffle=False, verbose=0)
     from conftest import Net, objective
     net = Net(X.shape[1], model.layers, rng, dtype=np.float64)
     net.params[:] = w0
@@ -135,12 +135,12 @@ def test_same_seed_same_weights_bit_identical(rng):
     X, y = classification(rng)
     a = make_model("numba", "adam", seed=3)
     b = make_model("numba", "adam", seed=3)
-    a.fit(X, y, epochs=3, batch_size=10)
-    b.fit(X, y, epochs=3, batch_size=10)
+    a.fit(X, y, epochs=3, batch_size=10, verbose=0)
+    b.fit(X, y, epochs=3, batch_size=10, verbose=0)
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(wa, wb)
     c = make_model("numba", "adam", seed=4)
-    c.fit(X, y, epochs=3, batch_size=10)
+    c.fit(X, y, epochs=3, batch_size=10, verbose=0)
     assert not np.array_equal(a.get_weights()[0], c.get_weights()[0])
 
 
@@ -149,8 +149,8 @@ def test_shuffling_changes_every_epoch(rng):
     X, y = classification(rng)
     a = make_model("numba", optimizers.SGD(0.05), seed=1)
     b = make_model("numba", optimizers.SGD(0.05), seed=1)
-    a.fit(X, y, epochs=2, batch_size=10, shuffle=True)
-    b.fit(X, y, epochs=2, batch_size=10, shuffle=False)
+    a.fit(X, y, epochs=2, batch_size=10, shuffle=True, verbose=0)
+    b.fit(X, y, epochs=2, batch_size=10, shuffle=False, verbose=0)
     assert not np.allclose(a.get_weights()[0], b.get_weights()[0])
 
 
@@ -161,7 +161,7 @@ def test_xor_is_learned():
                                fastbp.Dense(1, activation="sigmoid")], seed=0)
     model.compile(optimizer=optimizers.Adam(0.05), loss="binary_crossentropy",
                   metrics=["accuracy"])
-    history = model.fit(X, y, epochs=300, batch_size=4)
+    history = model.fit(X, y, epochs=300, batch_size=4, verbose=0)
     assert history.history["accuracy"][-1] == 1.0
     np.testing.assert_array_equal(model.predict(X)[:, 0] > 0.5, y > 0.5)
 
@@ -171,7 +171,7 @@ def test_regression_fits_a_linear_target(rng):
     y = X @ np.array([1.0, -2.0, 0.5, 0.0, 3.0]) + 0.5
     model = fastbp.Sequential([fastbp.Dense(32, activation="relu"), fastbp.Dense(1)], seed=0)
     model.compile(optimizer=optimizers.Adam(0.01), loss="mse", metrics=["mae"])
-    history = model.fit(X, y, epochs=60, batch_size=32)
+    history = model.fit(X, y, epochs=60, batch_size=32, verbose=0)
     assert history.history["loss"][-1] < 0.05 * np.var(y)
     assert history.history["loss"][0] > history.history["loss"][-1]
 
@@ -183,7 +183,7 @@ def fit_with(monkeypatch, shards, parallel, X, y, optimizer="adam"):
     monkeypatch.setattr(scheduler, "MIN_PARALLEL_FLOPS", 0)
     model = make_model("numba", optimizer, l2=1e-3)
     with _threads.limit(shards if parallel else 1):
-        model.fit(X, y, epochs=2, batch_size=20)
+        model.fit(X, y, epochs=2, batch_size=20, verbose=0)
     return model
 
 

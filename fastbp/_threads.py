@@ -10,6 +10,7 @@ How many threads: ``set_num_threads(n)`` for the calling Python thread, else the
 ``NUMBA_NUM_THREADS`` environment variable, else the cores this process may use.
 """
 
+import _signal  # the C module under ``signal``: the same handlers, without its enum wrappers
 import contextlib
 import os
 import signal
@@ -221,13 +222,15 @@ def interrupts_deferred():
         yield
         return
     received = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
+    # (``_signal.signal``: 0.3 us a swap where ``signal.signal``'s enum wrappers cost 3.5 us;
+    # a small evaluate swaps four times)
+    previous = _signal.signal(_signal.SIGINT, lambda signum, frame: received.append(frame))
     deferring += 1
     try:
         yield
     finally:
         deferring -= 1
-        signal.signal(signal.SIGINT, previous)
+        _signal.signal(_signal.SIGINT, previous)
         if received:
             if previous is signal.default_int_handler or previous is None:
                 raise KeyboardInterrupt

@@ -199,6 +199,23 @@ class _BaseMLP(BaseEstimator):
             intercepts.append(self._params[p + n_in * n_out:p + (n_in + 1) * n_out])
         self.coefs_, self.intercepts_ = coefs, intercepts
 
+    def _publish(self, dtype):
+        """``coefs_`` and ``intercepts_`` in the training data's float dtype, as scikit-learn
+        gives them: for float32 data, views of the float32 parameters the kernels train
+        (writable: an in-place edit changes the model); for float64 data, read-only float64
+        copies of them (assign new arrays to change the weights; an in-place edit raises
+        rather than being lost)."""
+        self._link()
+        self._published = None
+        if dtype == np.float64:
+            def frozen(a):
+                copy = a.astype(np.float64)
+                copy.flags.writeable = False
+                return copy
+            self.coefs_ = [frozen(c) for c in self.coefs_]
+            self.intercepts_ = [frozen(b) for b in self.intercepts_]
+            self._published = (list(self.coefs_), list(self.intercepts_))
+
     def _sync(self):
         """Read ``coefs_`` / ``intercepts_`` back into the parameter vector if they were
         replaced (by the user, for a warm start, or by unpickling)."""
@@ -206,6 +223,11 @@ class _BaseMLP(BaseEstimator):
             all(np.shares_memory(b, self._params) for b in self.intercepts_)
         if linked:
             return
+        published = getattr(self, "_published", None)
+        if published is not None and _same_objects(published[0], self.coefs_) and \
+                _same_objects(published[1], self.intercepts_):
+            return  # the read-only copies made at the end of the fit: nothing to read back
+        self._published = None
         views_c = [c for c in self.coefs_]
         views_b = [b for b in self.intercepts_]
         self._link()
@@ -266,6 +288,7 @@ class _BaseMLP(BaseEstimator):
                 self._fit_lbfgs(data)
             else:
                 self._fit_stochastic(data, class_index, incremental)
+        self._publish(self._fit_dtype)
         return self
 
     def _class_weights(self, sw, class_index):
@@ -540,6 +563,11 @@ class _BaseMLP(BaseEstimator):
             for name in ("ops", "opf", "runs"):
                 setattr(self._layout, name, np.array(getattr(self._layout, name)))
             self._sync()
+            self._publish(getattr(self, "_fit_dtype", np.float32))
+
+
+def _same_objects(a, b):
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b))
 
 
 def _passes_checks(est, X):
@@ -650,6 +678,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         X, y = validate_data(self, X, y, multi_output=True, dtype=(np.float64, np.float32),
                              accept_sparse=SPARSE,
                              reset=reset)
+        self._fit_dtype = np.float32 if X.dtype == np.float32 else np.float64
         X = _as_float32(X)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
@@ -871,6 +900,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
                              dtype=(np.float64, np.float32), reset=reset,
                              accept_sparse=SPARSE)
+        self._fit_dtype = np.float32 if X.dtype == np.float32 else np.float64
         X = _as_float32(X)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)

@@ -408,7 +408,7 @@ def test_predict_log_proba_of_an_underflowed_probability_is_minus_inf_without_wa
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf.fit(X, y)
-    clf.coefs_[-1][:] = 500.0  # probabilities of exactly 0 and 1 in float32
+    clf.coefs_[-1] = np.full_like(clf.coefs_[-1], 500.0)  # probabilities of exactly 0, 1
     log_proba = clf.predict_log_proba(X)  # the suite turns warnings into errors
     assert np.isneginf(log_proba).any() and not np.isnan(log_proba).any()
 
@@ -484,3 +484,31 @@ def test_lbfgs_reaches_scikit_learns_poisson_glm_solution_for_every_seed():
                            alpha=0, solver="lbfgs", tol=1e-7,
                            random_state=np.random.RandomState(seed + 1)).fit(X, y)
         np.testing.assert_allclose(mlp.predict(X), glm.predict(X), rtol=1e-4)
+
+
+def test_coefs_in_the_dtype_of_the_training_data():
+    """As scikit-learn's: float64 data gives float64 ``coefs_``/``intercepts_`` (read-only
+    copies of the float32 weights: an in-place edit raises, an assignment is taken), float32
+    data float32 views that train in place; predictions in the data's dtype."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 3))
+    y = (X[:, 0] > 0).astype(int)
+    for dtype in (np.float64, np.float32):
+        clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(X.astype(dtype), y)
+        assert {c.dtype for c in clf.coefs_ + clf.intercepts_} == {np.dtype(dtype)}
+        assert clf.predict_proba(X.astype(dtype)).dtype == dtype
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+    with pytest.raises(ValueError, match="read-only"):
+        clf.coefs_[0][0, 0] = 1.0
+    clf.coefs_[1] = np.zeros_like(clf.coefs_[1])
+    clf.intercepts_[1] = np.array([3.0])
+    np.testing.assert_allclose(clf.predict_proba(X)[:, 1], 1 / (1 + np.exp(-3.0)), rtol=1e-6)
+    state = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(state.predict_proba(X), clf.predict_proba(X))
+    assert state.coefs_[0].dtype == np.float64 and not state.coefs_[0].flags.writeable

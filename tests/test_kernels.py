@@ -611,3 +611,23 @@ def test_views_and_copies_against_numpy():
     np.testing.assert_array_equal(block, expected)
     assert buf[16] == -1.0 and total == expected.sum()
     np.testing.assert_array_equal(dst, src)
+
+
+@pytest.mark.parametrize("shape", [(1, 5, 3), (4, 8, 16), (7, 13, 33), (37, 64, 10),
+                                   (9, 3, 1)])
+def test_product_by_rows(shape, rng):
+    """The inference product: within float32 rounding of the float64 product, and a row's
+    bits the same alone, in any slice of the rows, and in the four-row blocks or the rest."""
+    from fastbp.kernels.dense import product_by_rows
+    m, n_in, n_out = shape
+    a = rng.standard_normal((m, n_in)).astype(np.float32)
+    W = rng.standard_normal((n_in, n_out)).astype(np.float32)
+    out = np.empty((m, n_out), np.float32)
+    product_by_rows(a, W, out)
+    exact = a.astype(np.float64) @ W.astype(np.float64)
+    np.testing.assert_allclose(out, exact, rtol=1e-5, atol=1e-5 * np.abs(exact).max())
+    for lo in range(m):
+        for hi in (lo + 1, min(m, lo + 5), m):
+            part = np.empty((hi - lo, n_out), np.float32)
+            product_by_rows(np.ascontiguousarray(a[lo:hi]), W, part)
+            np.testing.assert_array_equal(part, out[lo:hi])

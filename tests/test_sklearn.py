@@ -27,31 +27,49 @@ FLOAT32_REASON = (
     "scikit-learn runs this check on its own MLP only with solver='lbfgs' / 'sgd' either.")
 
 
-SUBSET_REASON = (
-    "A row's outputs come from BLAS sgemm in float32, whose kernels (and so the last bits) "
-    "depend on how many rows are predicted at once: a subset agrees with the whole to float32 "
-    "rounding (tested in test_subset_predictions_agree_to_float32_rounding), not always to "
-    "the check's rtol=atol=1e-7. Open: batch-invariant predictions by construction (issue 17).")
-
-
 def expected_failures(estimator):
     return {"check_sample_weight_equivalence_on_dense_data": FLOAT32_REASON,
-            "check_sample_weight_equivalence_on_sparse_data": FLOAT32_REASON,
-            "check_methods_subset_invariance": SUBSET_REASON}
+            "check_sample_weight_equivalence_on_sparse_data": FLOAT32_REASON}
 
 
 @pytest.mark.parametrize("Estimator", [MLPClassifier, MLPRegressor])
-def test_subset_predictions_agree_to_float32_rounding(Estimator):
+def test_a_rows_prediction_has_the_same_bits_in_any_batch(Estimator):
+    """Batch-invariant predictions by construction (``kernels.dense.product_by_rows``): a row
+    predicted alone, in any slice, at any chunk boundary or on any thread count gives the
+    same bits as in the whole batch, dense and sparse."""
+    import scipy.sparse as sp
     rng = np.random.default_rng(1)
-    X = rng.standard_normal((300, 6))
-    y = rng.integers(0, 3, 300) if Estimator is MLPClassifier else rng.standard_normal(300)
+    X = rng.standard_normal((3000, 6))
+    y = rng.integers(0, 3, 3000) if Estimator is MLPClassifier else rng.standard_normal(3000)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        est = Estimator(hidden_layer_sizes=(32,), max_iter=20, random_state=0).fit(X, y)
+        est = Estimator(hidden_layer_sizes=(32, 16), max_iter=5, random_state=0).fit(X, y)
     method = est.predict_proba if Estimator is MLPClassifier else est.predict
     whole = method(X)
-    for rows in (slice(0, 1), slice(5, 37), slice(100, 300, 3)):
-        np.testing.assert_allclose(method(X[rows]), whole[rows], rtol=1e-5, atol=1e-6)
+    for rows in (slice(0, 1), slice(7, 8), slice(5, 37), slice(100, 3000, 3), slice(1, 2999)):
+        np.testing.assert_array_equal(method(X[rows]), whole[rows])
+    np.testing.assert_array_equal(method(np.asarray(X, np.float32)).astype(whole.dtype),
+                                  whole)
+    with _one_thread():
+        np.testing.assert_array_equal(method(X), whole)
+    sparse = sp.csr_matrix(np.where(np.abs(X) > 1, X, 0.0))
+    whole = method(sparse)
+    for rows in (slice(0, 1), slice(10, 900, 7)):
+        np.testing.assert_array_equal(method(sparse[rows]), whole[rows])
+
+
+def _one_thread():
+    import contextlib
+
+    @contextlib.contextmanager
+    def one():
+        before = fastbp.get_num_threads()
+        fastbp.set_num_threads(1)
+        try:
+            yield
+        finally:
+            fastbp.set_num_threads(before)
+    return one()
 
 
 @parametrize_with_checks([MLPClassifier(), MLPRegressor()],

@@ -23,7 +23,7 @@ from ..codes import (
 )
 from .activations import act_backward
 from .batchnorm import batchnorm_backward, batchnorm_infer, batchnorm_train
-from .dense import dense_backward, dense_forward, dense_grad
+from .dense import dense_backward, dense_forward, dense_forward_by_rows, dense_grad
 from .dropout import dropout_mask_apply
 from .losses import is_fused, loss_delta, output_stats
 from .sparse import sparse_dense_forward, sparse_dense_grad
@@ -127,8 +127,10 @@ def forward_pass(x, rows, ops, opf, out_act, params, aux, acts, training, seed, 
             if k == 0 and sparse:
                 sparse_dense_forward(csr[0], csr[1], csr[2], rows, W, b, code, opf[k, OF_ALPHA],
                                      a_out)
-            else:
+            elif training:
                 dense_forward(a_in, W, b, code, opf[k, OF_ALPHA], a_out)
+            else:  # inference: each row's outputs from its own inputs alone, bit for bit
+                dense_forward_by_rows(a_in, W, b, code, opf[k, OF_ALPHA], a_out)
             if alive.shape[0] > 0 and ops[k, OC_ALIVE] >= 0:
                 mark_alive(a_out, alive[ops[k, OC_ALIVE]:ops[k, OC_ALIVE] + n_out])
         elif kind == OP_BATCHNORM:

@@ -9,7 +9,7 @@ Every epoch runs inside one Numba-compiled call; ``fastbp.reference`` holds the 
 algorithm in plain NumPy.
 """
 
-from . import callbacks, initializers, losses, models, optimizers, schedules
+from . import callbacks, initializers, losses, models, optimizers, regularizers, schedules
 from ._threads import get_num_threads, set_num_threads
 from ._validation import NonFiniteLossError, NotFittedError
 from .callbacks import History
@@ -46,6 +46,6 @@ def warmup(verbose=False):
 __all__ = [
     "MLPClassifier", "MLPRegressor", "Activation", "BatchNormalization", "Dense", "Dropout", "History", "Input", "ModelFileError", "NonFiniteLossError", "NotFittedError", "Sequential",
     "callbacks", "get_num_threads", "initializers", "load", "load_model", "losses", "models",
-    "optimizers",
+    "optimizers", "regularizers",
     "schedules", "set_num_threads", "warmup",
 ]

@@ -8,7 +8,7 @@ that the compiled kernels run.
 
 import numpy as np
 
-from . import codes, initializers
+from . import codes, initializers, regularizers
 from ._validation import check_float, check_int, describe, lookup
 
 
@@ -41,6 +41,14 @@ def check_input_shape(shape, name="input_shape"):
         raise ValueError(f"{name} must be (n_features,): fastbp's layers take rows of features; "
                          f"received {name}={shape!r}")
     return check_int(shape[0], f"{name}[0]", low=1)
+
+
+def _only(value, supported, what, layer, why=""):
+    """Raise for a Keras argument fastbp has only at one value."""
+    if value is not supported and value != supported:
+        reason = f" ({why})" if why else ""
+        raise ValueError(f"{layer}({what}={value!r}) is not supported by fastbp: only "
+                         f"{what}={supported!r}{reason}")
 
 
 class Layer:
@@ -76,26 +84,46 @@ class Dense(Layer):
         ``elu``, ``sigmoid`` (``logistic``), ``tanh``, ``softmax``.
     alpha : float, optional
         Negative slope of ``leaky_relu`` (default 0.01) or alpha of ``elu`` (default 1.0).
+    use_bias : True
+        Keras's argument; only True (a bias) is supported.
     kernel_initializer, bias_initializer : str or Initializer
         Defaults ``glorot_uniform`` and ``zeros``.
+    kernel_regularizer : None, "l1", "l2", "l1_l2" or fastbp.regularizers.L1L2
+        Keras's way to give ``l1`` and ``l2`` (added to them).
     l1, l2 : float
         Penalty ``l1 * sum|W| + l2 * sum W^2`` added to the loss (biases are not penalised).
     name : str, optional
     input_shape : tuple (n_features,), optional
         On the first layer, as in Keras: the model is built for that width at once.
+
+    Keras's ``bias_regularizer``, ``activity_regularizer``, ``kernel_constraint`` and
+    ``bias_constraint`` are accepted only as None (a value raises, naming it).
     """
 
     n_weights = 2
 
-    def __init__(self, units, activation=None, alpha=None, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", l1=0.0, l2=0.0, name=None, input_shape=None):
+    def __init__(self, units, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, *, alpha=None, l1=0.0, l2=0.0,
+                 name=None, input_shape=None):
         super().__init__(name, input_shape)
+        _only(use_bias, True, "use_bias", "Dense", "every Dense layer has a bias")
+        for value, what in ((bias_regularizer, "bias_regularizer"),
+                            (activity_regularizer, "activity_regularizer"),
+                            (kernel_constraint, "kernel_constraint"),
+                            (bias_constraint, "bias_constraint")):
+            _only(value, None, what, "Dense")
         self.units = check_int(units, "units", low=1)
         self.activation, self.activation_code, self.alpha = _activation(activation, alpha)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
         self.l1 = check_float(l1, "l1", low=0.0)
         self.l2 = check_float(l2, "l2", low=0.0)
+        penalty = regularizers.get(kernel_regularizer)
+        if penalty is not None:
+            self.l1 += penalty.l1
+            self.l2 += penalty.l2
 
     def output_width(self, input_width):
         return self.units
@@ -164,8 +192,11 @@ class Dropout(Layer):
     Masks are drawn inside the compiled loop from the model's seed (same seed, same masks).
     """
 
-    def __init__(self, rate, name=None, input_shape=None):
+    def __init__(self, rate, noise_shape=None, seed=None, *, name=None, input_shape=None):
         super().__init__(name, input_shape)
+        _only(noise_shape, None, "noise_shape", "Dropout", "each unit is dropped on its own")
+        _only(seed, None, "seed", "Dropout",
+              "the masks are drawn from the model's seed: Sequential(..., seed=...)")
         self.rate = check_float(rate, "rate", low=0.0, high=1.0, high_open=True)
 
     def get_config(self):
@@ -187,8 +218,14 @@ class BatchNormalization(Layer):
 
     n_weights = 4
 
-    def __init__(self, momentum=0.99, epsilon=1e-3, name=None, input_shape=None):
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, *,
+                 name=None, input_shape=None):
         super().__init__(name, input_shape)
+        if axis not in (-1, 1) or isinstance(axis, bool):
+            raise ValueError(f"BatchNormalization normalises each feature of a row: axis must "
+                             f"be -1 (or 1); received axis={axis!r}")
+        _only(center, True, "center", "BatchNormalization", "beta is always trained")
+        _only(scale, True, "scale", "BatchNormalization", "gamma is always trained")
         self.momentum = check_float(momentum, "momentum", low=0.0, high=1.0)
         self.epsilon = check_float(epsilon, "epsilon", low=0.0, low_open=True)
         self.activation, self.activation_code, self.alpha = "linear", codes.LINEAR, 0.0
@@ -222,9 +259,16 @@ class Input:
     the first element builds the model for rows of ``n`` features at once. Not a layer: it
     has no weights and does nothing."""
 
-    def __init__(self, shape, name=None):
+    def __init__(self, shape, batch_size=None, dtype=None, sparse=None, name=None):
         self.width = check_input_shape(shape, "shape")
         self.name = _check_name(name)
+        if batch_size is not None:
+            check_int(batch_size, "batch_size", low=1)  # a static hint: any batch size works
+        if dtype is not None and str(dtype) not in ("float32", "float64"):
+            raise ValueError(f"Input(dtype=...) must be float32 (or float64, taken as float32: "
+                             f"fastbp computes in float32); received dtype={dtype!r}")
+        if sparse not in (None, False, True):
+            raise TypeError(f"Input(sparse=...) must be True or False; received {sparse!r}")
 
     def __repr__(self):
         return f"Input(shape=({self.width},))"

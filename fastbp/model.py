@@ -4,6 +4,8 @@ Python runs only between epochs (``fastbp.trainer``); each epoch is one call int
 backend (``fastbp.engine``), which holds the whole mini-batch loop.
 """
 
+import os
+
 import numpy as np
 
 from . import callbacks as callbacks_module
@@ -155,8 +157,13 @@ class Sequential:
         self._dropout_seed = int(self._rng.integers(2 ** 62))
         self.layout, self.params, self.aux = layout, params, aux
 
-    def compile(self, optimizer="adam", loss=None, metrics=None, backend="numba"):
-        """Choose the optimizer, the loss, the metrics, and the backend that trains.
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
+                weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
+                jit_compile="auto", auto_scale_loss=True, backend="numba"):
+        """Choose the optimizer, the loss, the metrics, and the backend that trains (Keras 3's
+        signature and defaults: ``"rmsprop"``; ``loss_weights``, ``weighted_metrics``,
+        ``run_eagerly=True`` and ``steps_per_execution`` other than 1 are not supported and
+        raise; every epoch is compiled whatever ``jit_compile`` says).
 
         Parameters
         ----------
@@ -173,6 +180,16 @@ class Sequential:
         backend : str
             ``"numba"`` (compiled, default) or ``"numpy"`` (the reference implementation).
         """
+        for value, default, what in ((loss_weights, None, "loss_weights"),
+                                     (weighted_metrics, None, "weighted_metrics"),
+                                     (run_eagerly, False, "run_eagerly"),
+                                     (steps_per_execution, 1, "steps_per_execution")):
+            if value is not default and value != default:
+                raise ValueError(f"compile({what}={value!r}) is not supported by fastbp (one "
+                                 f"loss, compiled epochs): leave {what}={default!r}")
+        if jit_compile not in ("auto", True, False) or auto_scale_loss not in (True, False):
+            raise ValueError(f"jit_compile must be 'auto', True or False and auto_scale_loss "
+                             f"True or False; received {jit_compile!r}, {auto_scale_loss!r}")
         if loss is None:
             raise ValueError("compile needs a loss, e.g. loss='mse' or "
                              "loss='categorical_crossentropy'; received loss=None")
@@ -669,10 +686,16 @@ class Sequential:
         self._require_built("count_params")
         return self.layout.n_params
 
-    def save(self, path):
+    def save(self, path, overwrite=True):
         """Save architecture, weights, compile settings and optimizer state to ``.npz``
         (a file name, ``.npz`` appended if missing, or a binary file object); read it back
-        with ``fastbp.load``. The format is ``fastbp.io``'s."""
+        with ``fastbp.load``. The format is ``fastbp.io``'s. ``overwrite=False`` refuses to
+        replace an existing file (Keras asks; fastbp raises ``FileExistsError``)."""
+        if not overwrite and isinstance(path, (str, os.PathLike)):
+            target = os.fspath(path)
+            target = target if target.endswith(".npz") else target + ".npz"
+            if os.path.exists(target):
+                raise FileExistsError(f"{target} exists and overwrite=False")
         self._build_declared()  # a declared input width: the weights exist, as in Keras
         meta = {
             "format": io.FORMAT,
@@ -722,8 +745,15 @@ class Sequential:
             layers.insert(0, Input(shape=tuple(config["input_shape"])))
         return cls(layers, seed=config.get("seed"), name=config.get("name"))
 
-    def summary(self, print_fn=print):
-        """Print a table of layers, output widths and parameter counts."""
+    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
+                show_trainable=False, layer_range=None):
+        """Print a table of layers, output widths and parameter counts (through ``print_fn``,
+        ``print`` by default). Keras's layout arguments are accepted at their defaults only."""
+        for value, what in ((line_length, "line_length"), (positions, "positions"),
+                            (layer_range, "layer_range")):
+            if value is not None:
+                raise ValueError(f"summary({what}=...) is not supported by fastbp")
+        print_fn = print if print_fn is None else print_fn
         self._build_declared()
         lines = [f'Model: "{self.name or "sequential"}"',
                  f"{'Layer':<28}{'Output':<14}{'Activation':<14}{'Params':>10}"]

@@ -269,3 +269,57 @@ def test_pop_keeps_the_other_layers_weights(mnist_like):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="no layers"):
         fastbp.Sequential().pop()
+
+
+def test_keras_layer_and_compile_arguments():
+    """Keras 3's argument names and defaults: what fastbp has works, what it does not have
+    raises naming the argument (never ignored)."""
+    a = fastbp.Dense(4, "relu", True, "he_normal", "zeros",
+                     kernel_regularizer=fastbp.regularizers.L2(0.01))
+    b = fastbp.Dense(4, activation="relu", kernel_initializer="he_normal", l2=0.01)
+    assert (a.l1, a.l2, a.activation) == (b.l1, b.l2, b.activation) == (0.0, 0.01, "relu")
+    assert fastbp.Dense(2, kernel_regularizer="l1_l2").l1 == 0.01
+    assert fastbp.Dense.from_config(a.get_config()).l2 == 0.01
+    for make, name in ((lambda: fastbp.Dense(2, use_bias=False), "use_bias"),
+                       (lambda: fastbp.Dense(2, bias_regularizer="l2"), "bias_regularizer"),
+                       (lambda: fastbp.Dense(2, kernel_constraint=object()), "kernel_constraint"),
+                       (lambda: fastbp.Dropout(0.5, seed=3), "seed"),
+                       (lambda: fastbp.Dropout(0.5, noise_shape=(None, 1)), "noise_shape"),
+                       (lambda: fastbp.BatchNormalization(center=False), "center"),
+                       (lambda: fastbp.BatchNormalization(axis=0), "axis")):
+        with pytest.raises(ValueError, match=name):
+            make()
+    with pytest.raises(TypeError, match="kernel_regularizer"):
+        fastbp.Dense(2, kernel_regularizer=0.01)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'lora_rank'"):
+        fastbp.Dense(2, lora_rank=4)
+    fastbp.Input(shape=(3,), batch_size=32, dtype="float32")
+    with pytest.raises(ValueError, match="dtype"):
+        fastbp.Input(shape=(3,), dtype="int8")
+
+    model = fastbp.Sequential([fastbp.Input((3,)), fastbp.Dense(2)])
+    model.compile(loss="mse")
+    assert isinstance(model.optimizer, fastbp.optimizers.RMSprop)  # Keras's default
+    model.compile(loss="mse", jit_compile=True, run_eagerly=False, steps_per_execution=1)
+    for kwargs, name in (({"loss_weights": [1.0]}, "loss_weights"),
+                         ({"run_eagerly": True}, "run_eagerly"),
+                         ({"steps_per_execution": 4}, "steps_per_execution"),
+                         ({"weighted_metrics": ["mse"]}, "weighted_metrics")):
+        with pytest.raises(ValueError, match=name):
+            model.compile(loss="mse", **kwargs)
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert "Total params: 8" in lines[0]
+    with pytest.raises(ValueError, match="line_length"):
+        model.summary(line_length=80)
+
+
+def test_save_overwrite_false_refuses_an_existing_file(tmp_path):
+    model = fastbp.Sequential([fastbp.Input((3,)), fastbp.Dense(2)])
+    model.save(tmp_path / "m.npz")
+    with pytest.raises(FileExistsError, match="overwrite=False"):
+        model.save(tmp_path / "m.npz", overwrite=False)
+    with pytest.raises(FileExistsError):
+        model.save(tmp_path / "m", overwrite=False)
+    model.save(tmp_path / "other", overwrite=False)
+    assert (tmp_path / "other.npz").exists()

@@ -36,7 +36,7 @@ def warmup(verbose=False):
     The first ``fit`` or ``predict`` in a process otherwise pays for it: nothing when the
     installed package ships kernels for this processor, about a second to load them from the
     on-disk cache, tens of seconds to compile them once on a machine where neither has them.
-    With ``verbose``, prints how long each of the two compiled entry points took. Returns the
+    With ``verbose``, prints how long each of the compiled entry points took. Returns the
     total seconds.
     """
     from ._warmup import run

@@ -3,7 +3,7 @@
     python -m fastbp._prebuild DIRECTORY
 
 run by the build (``setup.py``) with the package being built first on ``sys.path``: compiles
-(or loads from the user's cache: a rebuild of the same sources compiles nothing) the two entry
+(or loads from the user's cache: a rebuild of the same sources compiles nothing) the entry
 points (``fastbp._warmup``) and puts their files into ``DIRECTORY``
 (``<build>/fastbp/_prebuilt``), filed under the sources' hash like any cache entry
 (``fastbp._cache``): what a caller loads (their callees are linked into them).
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 #: the compiled entry points (``module.function``), the files worth shipping
-ENTRY_POINTS = ("epoch.train_epoch", "inference.infer")
+ENTRY_POINTS = ("epoch.train_epoch", "inference.infer", "optim.optimizer_step")
 
 
 def target_environment():

@@ -1,9 +1,10 @@
 """Compile (or load) every kernel the APIs call: ``fastbp.warmup()``, ``python -m fastbp warmup``.
 
-There are two compiled entry points, each compiled for one tuple of argument types whatever
+There are three compiled entry points, each compiled for one tuple of argument types whatever
 the model, the data or the thread count (``fastbp.engine`` gives every array one type):
-``kernels.epoch.train_epoch`` (training epochs, and the full-batch objective of L-BFGS) and
-``kernels.inference.infer`` (``predict`` and ``evaluate``).
+``kernels.epoch.train_epoch`` (training epochs, the full-batch objective of L-BFGS and
+``model.gradients``), ``kernels.inference.infer`` (``predict`` and ``evaluate``) and
+``kernels.optim.optimizer_step`` (``optimizer.apply_gradients``, a hand-written loop's step).
 """
 
 import sys
@@ -29,6 +30,9 @@ def entry_points():
         ("training epoch (kernels.epoch.train_epoch)",
          lambda: model.fit(X, y, epochs=1, batch_size=2, verbose=0)),
         ("inference (kernels.inference.infer)", lambda: model.evaluate(X, y, verbose=0)),
+        ("optimizer step (kernels.optim.optimizer_step)",
+         lambda: model.optimizer.apply_gradients(zip(model.gradients(X, y),
+                                                     model.trainable_variables))),
     ]
 
 

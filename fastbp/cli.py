@@ -8,7 +8,6 @@ import time
 def demo(epochs=20, seed=0, batch_size=32):
     """Train a 64-64 ReLU network on scikit-learn's handwritten digits, then the same on the
     NumPy reference, and print per-epoch progress, test accuracy and both times."""
-    import numpy as np
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import StandardScaler

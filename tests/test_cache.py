@@ -116,6 +116,7 @@ first_fit = time.perf_counter() - start
 full = model.predict(X)  # on the wheel's portable (AVX2) kernels: rows alone, the same bits
 same = all(np.array_equal(model.predict(X[r:r + 1])[0], full[r]) for r in range(0, 2000, 61))
 model.evaluate(X, y, verbose=0)
+model.optimizer.apply_gradients(zip(model.gradients(X[:64], y[:64]), model.trainable_variables))
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     fastbp.MLPClassifier(hidden_layer_sizes=(16,), solver="lbfgs", max_iter=5).fit(X, y)
@@ -128,8 +129,8 @@ print(fastbp.__file__, len(compiled), round(first_fit, 2), same, *compiled)
                     reason="the wheel's kernels need an x86-64-v3 processor to be built")
 def test_an_installed_wheel_compiles_nothing(tmp_path):
     """A wheel built from the checkout carries the kernels; installed into an empty folder and
-    run with every user cache empty, a first fit, predict, evaluate, an L-BFGS fit and a
-    partial_fit compile nothing, and nothing is written into the installation. Its portable
+    run with every user cache empty, a first fit, predict, evaluate, a hand-written loop's
+    step, an L-BFGS fit and a partial_fit compile nothing, and nothing is written into the installation. Its portable
     kernels (x86-64-v3: AVX2, no AVX-512) predict a row alone with the bits it has in a
     batch."""
     wheels = tmp_path / "wheels"
@@ -142,8 +143,8 @@ def test_an_installed_wheel_compiles_nothing(tmp_path):
         names = archive.namelist()
         archive.extractall(site)
     shipped = [n for n in names if n.startswith("fastbp/_prebuilt/")]
-    assert {Path(n).name.split("-")[0] for n in shipped} == {"epoch.train_epoch",
-                                                             "inference.infer"}
+    assert {Path(n).name.split("-")[0] for n in shipped} == {
+        "epoch.train_epoch", "inference.infer", "optim.optimizer_step"}
     before = sorted(p for p in site.rglob("*") if "__pycache__" not in p.parts)
     home = tmp_path / "home"
     result = run(FIRST_CONTACT, tmp_path, PYTHONPATH=str(site), HOME=str(home),

@@ -128,6 +128,8 @@ for data in inputs:
     model.fit(data, y, epochs=1, batch_size=64, validation_data=(data, y), verbose=0)
     model.predict(data)
     model.evaluate(data, y, verbose=0)
+    model.optimizer.apply_gradients(zip(model.gradients(data, y), model.trainable_variables))
+    model.fit([(data, y)], epochs=1, verbose=0)  # chunks
 frozen = X.copy()
 frozen.flags.writeable = False
 model.predict(frozen)
@@ -144,7 +146,8 @@ print(len(compiled), *compiled)
 
 
 def test_nothing_is_compiled_after_warmup(tmp_path):
-    """After ``fastbp.warmup()``, training (serial and threaded), predicting and evaluating,
+    """After ``fastbp.warmup()``, training (serial, threaded, on chunks), a hand-written
+    loop's step, predicting and evaluating,
     the scikit-learn estimators (Adam, L-BFGS, partial_fit), on every kind of input (read-only
     memory maps, Fortran order, float64, pandas frames, reversed views) compile nothing: the
     arrays cross into compiled code with one type each (``fastbp.engine``)."""

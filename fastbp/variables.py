@@ -5,6 +5,8 @@ training changes, ``aux`` for batch-norm statistics): reading it gives the live 
 optimizer's ``apply_gradients`` finds from it which stretch of the parameter vector to step.
 """
 
+import math
+
 import numpy as np
 
 from ._validation import describe
@@ -27,7 +29,7 @@ class Variable:
     def __init__(self, model, name, path, vector, offset, shape):
         self.model, self.name, self.path = model, name, path
         self._vector, self.offset, self.shape = vector, int(offset), tuple(shape)
-        self.size = int(np.prod(self.shape))
+        self.size = math.prod(self.shape)
         self.trainable = vector == "params"
 
     @property
@@ -63,7 +65,17 @@ class Variable:
 
 
 def model_variables(model):
-    """Every weight of a built ``model`` as a Variable, in ``get_weights`` order."""
+    """Every weight of a built ``model`` as a Variable, in ``get_weights`` order (made once per
+    layout: a Variable reads the model's vectors when it is used)."""
+    cached = getattr(model, "_variables", None)
+    if cached is not None and cached[0] is model.layout:
+        return cached[1]
+    out = _make_variables(model)
+    model._variables = (model.layout, out)
+    return out
+
+
+def _make_variables(model):
     names = {2: ("kernel", "bias"), 4: ("gamma", "beta", "moving_mean", "moving_variance")}
     lay = model.layout
     out = []

@@ -68,6 +68,10 @@ def test_values_against_pytorch(batch):
         (losses.MeanAbsoluteError()(target, z), F.l1_loss(zt, torch.from_numpy(target))),
         (losses.Huber(delta=0.5)(target, z),
          F.huber_loss(zt, torch.from_numpy(target), delta=0.5)),
+        (losses.MeanSquaredError()(target, z), F.mse_loss(zt, torch.from_numpy(target))),
+        (losses.BinaryCrossentropy()(y01, 1 / (1 + np.exp(-z))),
+         F.binary_cross_entropy(torch.sigmoid(zt), torch.from_numpy(y01))),
+        (losses.CategoricalCrossentropy()(np.eye(4)[labels], softmax(z)), F.cross_entropy(zt, lt)),
     ]
     for ours, theirs in pairs:
         assert ours == pytest.approx(float(theirs), rel=1e-6)

@@ -34,6 +34,16 @@ TORCH_TWINS = {
                                                              momentum_decay=1.0)),
     "adamax": (lambda: optimizers.Adamax(0.01, epsilon=1e-8),
                lambda torch, p: torch.optim.Adamax(p, lr=0.01, eps=1e-8)),
+    "adam": (lambda: optimizers.Adam(0.01, epsilon=1e-8),
+             lambda torch, p: torch.optim.Adam(p, lr=0.01, eps=1e-8)),
+    "adamw": (lambda: optimizers.AdamW(0.01, weight_decay=0.1, epsilon=1e-8),
+              lambda torch, p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.1, eps=1e-8)),
+    "rmsprop_momentum": (lambda: optimizers.RMSprop(0.005, rho=0.9, momentum=0.5, epsilon=1e-7),
+                         lambda torch, p: torch.optim.RMSprop(p, lr=0.005, alpha=0.9,
+                                                              momentum=0.5, eps=1e-7)),
+    "adagrad": (lambda: optimizers.Adagrad(0.05, initial_accumulator_value=0.1, epsilon=1e-7),
+                lambda torch, p: torch.optim.Adagrad(p, lr=0.05, initial_accumulator_value=0.1,
+                                                     eps=1e-7)),
 }
 
 
@@ -41,8 +51,10 @@ TORCH_TWINS = {
 @pytest.mark.parametrize("case", sorted(TORCH_TWINS))
 def test_trajectory_matches_pytorch(case, backend):
     """Twenty mini-batch steps from the same weights over the same batches land on PyTorch's
-    weights (float32 arithmetic in both; Adamax differs from PyTorch's only in where epsilon
-    is added, ``m / (u + eps)`` against ``m / max(b2 u, |g| + eps)``)."""
+    weights (float32 arithmetic in both; Adam, AdamW and Adamax differ from PyTorch's only in
+    where epsilon is added, Keras's ``eps`` beside the bias-corrected rate against PyTorch's
+    beside the corrected second moment, and ``m / (u + eps)`` against
+    ``m / max(b2 u, |g| + eps)``: a relative 1e-6 here)."""
     torch = pytest.importorskip("torch")
     make_ours, make_theirs = TORCH_TWINS[case]
     X, y = _problem()

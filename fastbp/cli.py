@@ -53,6 +53,23 @@ def demo(epochs=20, seed=0, batch_size=32):
     return accuracy
 
 
+def export(model_path, out_path):
+    """``fastbp export MODEL OUT``: exit code 2 with one line on stderr when the model file
+    cannot be read or exported; nothing is written then."""
+    import fastbp
+    try:
+        model = fastbp.load(model_path)
+        proto = model.to_onnx()
+    except (OSError, ValueError, ImportError, fastbp.NotFittedError) as error:
+        print(f"fastbp export: {model_path}: {error}", file=sys.stderr)
+        return 2
+    import onnx
+    onnx.save(proto, out_path)
+    print(f"{out_path}: ONNX graph of {len(proto.graph.node)} nodes, input (N, "
+          f"{model.n_features}) float32, output as predict")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="fastbp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -61,7 +78,12 @@ def main(argv=None):
     p_demo.add_argument("--seed", type=int, default=0)
     p_demo.add_argument("--batch-size", type=int, default=32)
     sub.add_parser("warmup", help="compile every kernel into the on-disk cache")
+    p_export = sub.add_parser("export", help="write a saved model (.npz) as an ONNX graph")
+    p_export.add_argument("model", help="a file written by Sequential.save")
+    p_export.add_argument("out", help="the .onnx file to write")
     args = parser.parse_args(argv)
+    if args.command == "export":
+        return export(args.model, args.out)
     if args.command == "demo":
         demo(args.epochs, args.seed, args.batch_size)
     elif args.command == "warmup":

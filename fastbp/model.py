@@ -724,6 +724,13 @@ class Sequential:
         io.write(path, meta, self.params if self.params is not None else empty,
                  self.aux if self.aux is not None else empty, state)
 
+    def to_onnx(self, path=None):
+        """The model as an ONNX graph (``fastbp.export.to_onnx``): float32 rows ``input`` in,
+        ``predict``'s outputs as ``output``; written to ``path`` when given. Needs
+        ``pip install "fastbp[onnx]"``."""
+        from .export import to_onnx
+        return to_onnx(self, path)
+
     def get_config(self):
         """The architecture: name, seed, the layers' configurations (and the declared input
         width, if any); ``Sequential.from_config`` builds the same model (unfitted)."""

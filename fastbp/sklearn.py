@@ -547,6 +547,14 @@ class _BaseMLP(BaseEstimator):
         return inference.predict(engine.get("numba"), self._layout, self._params, self._aux,
                                  X if isinstance(X, CSR) else np.ascontiguousarray(X))
 
+    def to_onnx(self, path=None):
+        """The fitted network as an ONNX graph (``fastbp.export.to_onnx``): float32 rows
+        ``input`` in, ``predict_proba``'s ``probabilities`` (classifier) or ``predict``'s
+        ``predictions`` (regressor) out; written to ``path`` when given. Needs
+        ``pip install "fastbp[onnx]"``."""
+        from .export import to_onnx
+        return to_onnx(self, path)
+
     def _check_solver(self):
         if self.solver not in STOCHASTIC:
             raise AttributeError(f"partial_fit is only available for stochastic optimizers. "

@@ -696,6 +696,10 @@ class Sequential:
             target = target if target.endswith(".npz") else target + ".npz"
             if os.path.exists(target):
                 raise FileExistsError(f"{target} exists and overwrite=False")
+        self._save(path)
+
+    def _save(self, path, extra=None):
+        """``save``, with ``extra`` keys (JSON) added to the metadata."""
         self._build_declared()  # a declared input width: the weights exist, as in Keras
         meta = {
             "format": io.FORMAT,
@@ -720,6 +724,7 @@ class Sequential:
                 state = self.optimizer.state
                 meta["optimizer_iterations"] = int(self.optimizer.iterations)
                 meta["optimizer_epochs"] = int(self.optimizer.epochs)
+        meta.update(extra or {})
         empty = np.zeros(0, np.float32)
         io.write(path, meta, self.params if self.params is not None else empty,
                  self.aux if self.aux is not None else empty, state)

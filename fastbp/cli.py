@@ -60,16 +60,24 @@ def export(model_path, out_path):
     """``fastbp export MODEL OUT``: exit code 2 with one line on stderr when the model file
     cannot be read or exported; nothing is written then."""
     import fastbp
+    from . import io
+    from .tabular import TabularModel
     try:
-        model = fastbp.load(model_path)
+        file = io.read(model_path)
+        if "tabular" in file.meta:  # a table's model: the preprocessing goes in the graph
+            model = TabularModel.load(model_path)
+            inputs = f"one input per column ({len(model.preprocessor.columns)})"
+        else:
+            model = fastbp.load(model_path)
+            inputs = f"input (N, {model.n_features}) float32"
         proto = model.to_onnx()
     except (OSError, ValueError, ImportError, fastbp.NotFittedError) as error:
-        print(f"fastbp export: {model_path}: {error}", file=sys.stderr)
+        print(f"fastbp: {model_path}: {error}", file=sys.stderr)
         return 2
     import onnx
     onnx.save(proto, out_path)
-    print(f"{out_path}: ONNX graph of {len(proto.graph.node)} nodes, input (N, "
-          f"{model.n_features}) float32, output as predict")
+    print(f"{out_path}: ONNX graph of {len(proto.graph.node)} nodes, {inputs}, "
+          f"output as predict")
     return 0
 
 
@@ -95,7 +103,7 @@ def train(args):
                              learning_rate=args.learning_rate,
                              validation_split=args.validation_split,
                              early_stopping=args.early_stopping, seed=args.seed)
-        history = model.fit(frame, args.target, verbose=1)
+        history = model.fit(frame, args.target, verbose=1).history
     except (OSError, ValueError, TypeError, ImportError) as error:
         return _fail(args.data, error)
     logs = {k: v[-1] for k, v in history.history.items() if k != "lr"}

@@ -148,3 +148,65 @@ def to_onnx(model, path=None):
     if path is not None:
         onnx.save(proto, str(path))
     return proto
+
+
+#: opset of a table's graph: ``Equal`` on strings (one-hot of the categorical columns) is 19's
+TABLE_OPSET = 19
+
+
+def tabular_to_onnx(model, path=None):
+    """The ONNX model of a fitted ``fastbp.tabular.TabularModel``, preprocessing included:
+    one input per column of the table, shape (N, 1), float32 for numeric columns (NaN where
+    missing) and string for the others (``""`` where missing); the output ``probabilities``
+    (N, n_classes) in ``classes_`` order, or ``predictions`` (N,) in the target's units.
+    Numeric columns are standardised in float32 (fastbp does it in float64 then rounds: the
+    outputs agree to about 1e-6)."""
+    onnx, helper, numpy_helper = _onnx()
+    model._check_fitted()
+    graph = _Graph(helper, numpy_helper)
+    inputs, features = [], []
+    zero = graph.constant("zero", np.zeros((1, 1), np.float32))
+    for c in model.preprocessor.columns:
+        name = c["name"]
+        if c["kind"] == "numeric":
+            inputs.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, ["N", 1]))
+            absent = graph.node("IsNaN", [name], "absent")
+            scaled = graph.node("Div", [graph.node("Sub", [name, graph.constant(
+                "mean", np.full((1, 1), c["mean"], np.float32))], "centred"),
+                graph.constant("std", np.full((1, 1), c["std"], np.float32))], "scaled")
+            features.append(graph.node("Where", [absent, zero, scaled], "numeric"))
+        else:
+            inputs.append(helper.make_tensor_value_info(name, onnx.TensorProto.STRING, ["N", 1]))
+            for value in c["categories"]:
+                same = graph.node("Equal", [name, graph.constant(
+                    "category", np.array([[str(value)]], dtype=object))], "same")
+                features.append(graph.node("Cast", [same], "onehot", to=onnx.TensorProto.FLOAT))
+            absent = graph.node("Equal", [name, graph.constant(
+                "empty", np.array([[""]], dtype=object))], "absent")
+        if c["missing"]:
+            features.append(graph.node("Cast", [absent], "indicator", to=onnx.TensorProto.FLOAT))
+    x = graph.node("Concat", features, "features", axis=1)
+    net = model.network
+    x = network_graph(graph, x, net.layout, net.params, net.aux)
+    if model.task_ == "classification":
+        out_name, shape = "probabilities", ["N", len(model.classes_)]
+    else:
+        mean, std = model.target_scale
+        x = graph.node("Add", [graph.node("Mul", [x, graph.constant(
+            "target_std", np.array([std], np.float32))], "unscaled"),
+            graph.constant("target_mean", np.array([mean], np.float32))], "value")
+        x = graph.node("Reshape", [x, graph.constant("shape", np.array([-1], np.int64))],
+                       "flat")
+        out_name, shape = "predictions", ["N"]
+    graph.nodes.append(helper.make_node("Identity", [x], [out_name]))
+    onnx_graph = helper.make_graph(
+        graph.nodes, "fastbp_table", inputs,
+        [helper.make_tensor_value_info(out_name, onnx.TensorProto.FLOAT, shape)],
+        graph.initializers)
+    proto = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", TABLE_OPSET)],
+                              producer_name="fastbp")
+    proto.ir_version = min(proto.ir_version, 9)
+    onnx.checker.check_model(proto)
+    if path is not None:
+        onnx.save(proto, str(path))
+    return proto

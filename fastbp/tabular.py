@@ -221,8 +221,8 @@ class TabularModel:
             else "regression"
 
     def fit(self, table, target, verbose=0):
-        """Train on ``table`` (its column ``target`` is what is predicted). Returns the
-        ``History``."""
+        """Train on ``table`` (its column ``target`` is what is predicted). Returns the model;
+        ``history`` holds the training ``History``."""
         from . import callbacks, optimizers
         from .layers import Dense, Input
         from .model import Sequential
@@ -273,7 +273,8 @@ class TabularModel:
                               callbacks=stop)
         self.preprocessor, self.network, self.target, self.task_ = pre, network, target, task
         self.classes_, self.target_scale = classes, scale
-        return history
+        self.history = history
+        return self
 
     def _check_fitted(self):
         if self.network is None:
@@ -343,6 +344,12 @@ class TabularModel:
                 "features": self.preprocessor.n_features,
                 "network": self.network.get_config(),
                 "history": getattr(self.network.history, "history", None)}
+
+    def to_onnx(self, path=None):
+        """The preprocessing and the network as one ONNX graph
+        (``fastbp.export.tabular_to_onnx``: one input per column)."""
+        from .export import tabular_to_onnx
+        return tabular_to_onnx(self, path)
 
     def save(self, path):
         """One fastbp model file with the preprocessing in its metadata."""

@@ -144,3 +144,28 @@ def test_command_line_errors_exit_2_with_one_line(content, args, message, tmp_pa
     (tmp_path / "junk.npz").write_bytes(b"junk")
     result = cli("predict", "junk.npz", "data.csv", cwd=tmp_path)
     assert result.returncode == 2 and "junk.npz" in result.stderr
+
+
+def test_onnx_export_with_the_preprocessing(table, tmp_path):
+    """The table's model as one ONNX graph (one input per column, strings for the
+    categories, NaN and "" for missing values): onnxruntime's outputs equal fastbp's."""
+    ort = pytest.importorskip("onnxruntime")
+    for target in ("label", "value"):
+        frame = table.drop(columns=["value" if target == "label" else "label"])
+        model = TabularModel(hidden=(16,), epochs=3).fit(frame, target)
+        model.save(tmp_path / "m.npz")
+        result = cli("export", "m.npz", "m.onnx", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        session = ort.InferenceSession(str(tmp_path / "m.onnx"),
+                                       providers=["CPUExecutionProvider"])
+        rows = frame.drop(columns=[target]).head(200)
+        feed = {}
+        for c in model.preprocessor.columns:
+            column = rows[c["name"]]
+            if c["kind"] == "numeric":
+                feed[c["name"]] = column.astype("float32").to_numpy().reshape(-1, 1)
+            else:
+                feed[c["name"]] = column.fillna("").astype(str).to_numpy(object).reshape(-1, 1)
+        got = session.run(None, feed)[0]
+        expected = model.predict_proba(rows) if target == "label" else model.predict(rows)
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)

@@ -95,8 +95,11 @@ class Preprocessor:
                     seen = sorted(seen)
                 except TypeError:  # mixed kinds: sorted by their text
                     seen = sorted(seen, key=str)
+                by_text = {}
+                for value in seen:  # matched by their text: one category per text
+                    by_text.setdefault(str(value), _json_value(value))
                 columns.append({"name": str(name), "kind": kind,
-                                "categories": [_json_value(v) for v in seen],
+                                "categories": list(by_text.values()),
                                 "missing": bool(series.isna().any())})
         self.columns = columns
         return self
@@ -137,17 +140,13 @@ class Preprocessor:
                 absent = np.isnan(values)
                 out[:, at] = np.where(absent, 0.0, (values - c["mean"]) / c["std"])
                 at += 1
-            else:
+            else:  # categories matched by their text (as the ONNX graph matches them)
                 absent = series.isna().to_numpy()
-                lookup = {v: i for i, v in enumerate(c["categories"])}
-                text = {str(v): i for i, v in enumerate(c["categories"])}
-                for row, value in enumerate(series.to_numpy()):
-                    if absent[row]:
-                        continue
-                    value = _json_value(value)
-                    i = lookup.get(value, text.get(str(value)))
-                    if i is not None:
-                        out[row, at + i] = 1.0
+                pd = _pandas()
+                text = series.astype(str).where(~absent)
+                codes = pd.Index([str(v) for v in c["categories"]]).get_indexer(text)
+                known = np.flatnonzero(codes >= 0)  # unseen categories and missing: -1
+                out[known, at + codes[known]] = 1.0
                 at += len(c["categories"])
             if c["missing"]:
                 out[:, at] = absent

@@ -9,13 +9,15 @@ Every epoch runs inside one Numba-compiled call; ``fastbp.reference`` holds the 
 algorithm in plain NumPy.
 """
 
-from . import callbacks, initializers, losses, models, optimizers, regularizers, schedules
+from . import (callbacks, initializers, losses, models, optimizers, regularizers, schedules,
+               tabular)
 from ._threads import get_num_threads, set_num_threads
 from ._validation import NonFiniteLossError, NotFittedError
 from .callbacks import History
 from .io import ModelFileError
 from .layers import Activation, BatchNormalization, Dense, Dropout, Input
 from .model import Sequential, load_model
+from .tabular import TabularModel
 
 __version__ = "0.1.0"
 
@@ -44,8 +46,8 @@ def warmup(verbose=False):
 
 
 __all__ = [
-    "MLPClassifier", "MLPRegressor", "Activation", "BatchNormalization", "Dense", "Dropout", "History", "Input", "ModelFileError", "NonFiniteLossError", "NotFittedError", "Sequential",
+    "MLPClassifier", "MLPRegressor", "Activation", "BatchNormalization", "Dense", "Dropout", "History", "Input", "ModelFileError", "NonFiniteLossError", "NotFittedError", "Sequential", "TabularModel",
     "callbacks", "get_num_threads", "initializers", "load", "load_model", "losses", "models",
     "optimizers", "regularizers",
-    "schedules", "set_num_threads", "warmup",
+    "schedules", "set_num_threads", "tabular", "warmup",
 ]

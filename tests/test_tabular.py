@@ -2,6 +2,7 @@
 files the tests write (train, predict, evaluate, info), errors included."""
 
 import json
+import warnings
 import subprocess
 import sys
 
@@ -169,3 +170,23 @@ def test_onnx_export_with_the_preprocessing(table, tmp_path):
         got = session.run(None, feed)[0]
         expected = model.predict_proba(rows) if target == "label" else model.predict(rows)
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_polars_frames():
+    """A polars DataFrame trains a TabularModel and, as scikit-learn's estimators take it,
+    fastbp's."""
+    pl = pytest.importorskip("polars")
+    pytest.importorskip("pyarrow")  # polars' to_pandas
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 4))
+    y = (X[:, 0] > 0).astype(int)
+    frame = pl.DataFrame({f"f{i}": X[:, i] for i in range(4)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = fastbp.MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0)
+        clf.fit(frame, pl.Series(y))
+        assert list(clf.feature_names_in_) == ["f0", "f1", "f2", "f3"]
+        np.testing.assert_array_equal(clf.predict_proba(frame), clf.predict_proba(X))
+    model = fastbp.TabularModel(hidden=(8,), epochs=2).fit(frame.with_columns(
+        pl.Series("t", y)), "t")
+    assert model.task_ == "classification" and model.predict(frame).shape == (200,)

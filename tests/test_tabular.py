@@ -102,9 +102,10 @@ def test_the_command_line_end_to_end(table, tmp_path):
     table.drop(columns=["value"]).to_csv(tmp_path / "train.csv", index=False)
     table.drop(columns=["value", "label"]).head(25).to_csv(tmp_path / "new.csv", index=False)
     result = cli("train", "train.csv", "--target", "label", "--hidden", "16", "--epochs", "5",
-                 "--out", "m.npz", cwd=tmp_path)
+                 "--out", "m.npz", "--plot", "curves.png", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "classification on 1200 rows" in result.stdout and (tmp_path / "m.npz").exists()
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
     result = cli("predict", "m.npz", "new.csv", "--out", "p.csv", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     predictions = pd.read_csv(tmp_path / "p.csv")

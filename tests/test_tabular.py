@@ -191,3 +191,9 @@ def test_polars_frames():
     model = fastbp.TabularModel(hidden=(8,), epochs=2).fit(frame.with_columns(
         pl.Series("t", y)), "t")
     assert model.task_ == "classification" and model.predict(frame).shape == (200,)
+
+
+def test_a_missing_extra_is_named(monkeypatch, table):
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    with pytest.raises(ImportError, match=r'pip install "fastbp\[tabular\]"'):
+        fastbp.tabular.as_frame(table)

@@ -1,0 +1,208 @@
+"""Training where a Dask cluster holds the data: ``fastbp.dask.MLPClassifier`` and
+``MLPRegressor`` (``pip install "fastbp[dask]"``; ``import fastbp`` does not import dask).
+
+The estimators are fastbp's scikit-learn estimators whose ``fit`` takes a ``dask.array`` or a
+``dask.dataframe`` (NumPy and pandas data train on the client as usual). The row blocks are
+computed on the workers and stay there; only parameters, losses and gradients travel.
+
+``solver="lbfgs"``: distributed L-BFGS, as Spark MLlib's MLP. Every iteration the client
+sends the parameters to every worker, each worker computes the loss and gradient sums of its
+blocks with the compiled full-batch kernel (no penalty), the client adds them in block order
+(a fixed order: the same result whatever the workers' timing), adds the L2 penalty and steps
+``scipy.optimize``. The result is the single-machine L-BFGS fit on the same rows up to the
+float32 summation order.
+
+Other solvers are not distributed yet: ``fit`` raises, naming the solver.
+"""
+
+import numpy as np
+
+from . import codes, engine, trainer
+from .reference.optim import penalty
+from .sklearn import MLPClassifier as _LocalClassifier
+from .sklearn import MLPRegressor as _LocalRegressor
+
+
+def _distributed():
+    try:
+        import dask
+        import distributed
+    except ImportError:
+        raise ImportError("fastbp.dask needs dask and distributed: pip install "
+                          "\"fastbp[dask]\"") from None
+    return dask, distributed
+
+
+def blocks(X, y):
+    """``[(X_block, y_block) delayed, ...]`` in row order from dask collections (a dask
+    dataframe or array for X; a dask series, dataframe or array for y), aligned by rows."""
+    dask, _ = _distributed()
+    import dask.array as da
+
+    def as_array(a, name):
+        if hasattr(a, "to_dask_array"):
+            return a.to_dask_array(lengths=True)
+        if isinstance(a, da.Array):
+            return a
+        raise TypeError(f"{name} must be a dask array or dask dataframe (or NumPy/pandas data "
+                        f"for a local fit); received {type(a).__name__}")
+    X, y = as_array(X, "X"), as_array(y, "y")
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (n_samples, n_features); received shape {X.shape}")
+    if X.shape[0] != y.shape[0]:
+        raise ValueError(f"X and y must have the same number of rows; received {X.shape[0]} "
+                         f"and {y.shape[0]}")
+    if X.numblocks[1] != 1:
+        X = X.rechunk({1: X.shape[1]})
+    y = y.rechunk({0: X.chunks[0]} if y.ndim == 1 else {0: X.chunks[0], 1: y.shape[1]})
+    xs = X.to_delayed().ravel().tolist()
+    ys = y.to_delayed().ravel().tolist()
+    return [dask.delayed(tuple)([a, b]) for a, b in zip(xs, ys)], X.shape[1]
+
+
+#: per worker process: ``(fit key, block key) -> (FullBatchObjective, rows)``
+_OBJECTIVES = {}
+
+
+def block_objective(fit_key, block_key, spec, block, params):
+    """Run on a worker: ``(sum of the block's losses, their gradient (P,) float64, rows)`` at
+    ``params``, penalty excluded, from the compiled full-batch kernel. The block's checked
+    float32 arrays and buffers are made at the first call and kept for the fit's others."""
+    entry = _OBJECTIVES.get((fit_key, block_key))
+    if entry is None:
+        cls, params_dict, n_features, classes = spec
+        shell = cls(**{**params_dict, "alpha": 0.0})
+        shell.n_features_in_ = n_features
+        if classes is not None:
+            from sklearn.preprocessing import LabelBinarizer
+            shell.classes_ = np.asarray(classes)
+            shell._label_binarizer = LabelBinarizer().fit(shell.classes_)
+        X, y = block
+        X, Y, labels, _ = shell._validate_input(np.asarray(X), np.asarray(y), True, False)
+        out_units, out_act = shell._output(Y, labels)
+        shell._random_state = np.random.RandomState(0)  # (weights come from the client)
+        shell._initialize(n_features, out_units, out_act)
+        code, loss_param = shell._loss()
+        objective = trainer.FullBatchObjective(engine.get("numba"), shell._layout,
+                                               shell._params, shell._aux, code, loss_param,
+                                               (X, Y, labels, np.zeros(0, np.float32)))
+        entry = (objective, len(X))
+        _OBJECTIVES[(fit_key, block_key)] = entry
+    objective, rows = entry
+    value, grad = objective(np.asarray(params, np.float32))
+    return float(value) * rows, grad.astype(np.float64) * rows, rows
+
+
+def forget(fit_key):
+    """Run on every worker at the end of a fit: drop its blocks' arrays and buffers."""
+    for key in [k for k in _OBJECTIVES if k[0] == fit_key]:
+        del _OBJECTIVES[key]
+
+
+class _Distributed:
+    """``fit`` on dask collections (see the module docstring); the rest is the local
+    estimator's."""
+
+    def fit(self, X, y, sample_weight=None):
+        if not (hasattr(X, "dask") or hasattr(X, "to_dask_array")):
+            return super().fit(X, y, sample_weight)
+        _, distributed = _distributed()
+        if self.solver != "lbfgs":
+            raise ValueError(f"fastbp.dask trains solver='lbfgs' (distributed L-BFGS) so far; "
+                             f"received solver={self.solver!r}. Data-parallel "
+                             f"{self.solver!r} is not implemented yet.")
+        if sample_weight is not None:
+            raise ValueError("sample_weight is not supported by fastbp.dask yet")
+        client = distributed.get_client()
+        parts, n_features = blocks(X, y)
+        futures = client.compute(parts)  # the blocks, computed and kept on the workers
+        try:
+            return self._fit_on(client, futures, n_features)
+        finally:
+            client.cancel(futures)
+
+    def _fit_on(self, client, futures, n_features):
+        import uuid
+
+        import scipy.optimize
+        from sklearn.utils.multiclass import unique_labels
+        classifier = isinstance(self, _LocalClassifier)
+        classes = None
+        if classifier:
+            found = client.gather([client.submit(lambda b: np.unique(np.asarray(b[1])), f)
+                                   for f in futures])
+            classes = unique_labels(*found)
+        rows = client.gather([client.submit(lambda b: len(b[0]), f) for f in futures])
+        n = int(sum(rows))
+        # the client's model: a few rows of every class set up its structure exactly as a
+        # local fit would; its weights are then drawn afresh from random_state
+        sample = client.gather([client.submit(_sample, f, classifier) for f in futures])
+        Xs = np.concatenate([s[0] for s in sample])
+        ys = np.concatenate([s[1] for s in sample])
+        local_params = {k: v for k, v in self.get_params().items()}
+        self.set_params(max_iter=1)
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            super().fit(Xs, ys)
+        self.set_params(**local_params)
+        from sklearn.utils import check_random_state
+
+        from .sklearn import OUT_NAMES
+        self._random_state = check_random_state(self.random_state)  # as a local fit draws
+        out_act = {v: k for k, v in OUT_NAMES.items()}[self.out_activation_]
+        self._initialize(n_features, self._layout.n_outputs, out_act)
+        local = _LocalClassifier if classifier else _LocalRegressor
+        spec = (local, local_params, n_features, None if classes is None else classes.tolist())
+        fit_key = uuid.uuid4().hex
+        runs = self._layout.runs
+        self.n_evaluations_ = 0
+
+        def objective(packed):
+            shared = client.scatter(packed.astype(np.float32), broadcast=True)
+            parts = [client.submit(block_objective, fit_key, k, spec, f, shared, pure=False)
+                     for k, f in enumerate(futures)]
+            value, grad = 0.0, np.zeros(packed.shape[0])
+            for part_value, part_grad, _ in client.gather(parts):  # block order: fixed
+                value += part_value
+                grad += part_grad
+            value /= n
+            grad /= n
+            value += penalty(packed, grad, runs, 1.0 / n)
+            self.n_evaluations_ += 1
+            return value, grad
+
+        try:
+            options = {"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol}
+            result = scipy.optimize.minimize(objective, self._params.astype(np.float64),
+                                             method="L-BFGS-B", jac=True, options=options)
+        finally:
+            client.run(forget, fit_key)
+        from .sklearn import _check_optimize_result
+        self.n_iter_ = _check_optimize_result("lbfgs", result, self.max_iter)
+        self._params[:] = result.x
+        pen = penalty(result.x, np.zeros_like(result.x), runs, 1.0 / n)
+        k = self.n_outputs_ if self._loss()[0] == codes.SQUARED_ERROR else 1
+        self.loss_ = float((result.fun - pen) / k + pen)  # as the local fit reports it
+        self.loss_curve_ = None
+        self.n_features_in_ = n_features
+        self._link()
+        self._publish(np.float64)
+        return self
+
+
+def _sample(block, classifier):
+    """A few rows of a block: the first row of each class (classifier), else the first two."""
+    X, y = (np.asarray(a) for a in block)
+    if classifier:
+        _, first = np.unique(y, return_index=True)
+        return X[first], y[first]
+    return X[:2], y[:2]
+
+
+class MLPClassifier(_Distributed, _LocalClassifier):
+    __doc__ = _LocalClassifier.__doc__
+
+
+class MLPRegressor(_Distributed, _LocalRegressor):
+    __doc__ = _LocalRegressor.__doc__

@@ -1,0 +1,95 @@
+"""fastbp.dask on a loopback LocalCluster (2 worker processes, 1 thread each) started here:
+distributed L-BFGS against the single-machine fit on the same rows."""
+
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("distributed")
+import dask.array as da  # noqa: E402
+from distributed import Client, LocalCluster  # noqa: E402
+
+import fastbp  # noqa: E402
+import fastbp.dask  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client():
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as c:
+        yield c
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((3000, 8))
+    y = (X[:, 0] + X[:, 1] ** 2 > 1).astype(int) + (X[:, 2] > 1)
+    return X, y
+
+
+def test_import_fastbp_does_not_import_dask():
+    import subprocess
+    code = "import sys, fastbp; print('dask' in sys.modules, 'distributed' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+def test_the_objective_is_the_single_machine_objective(client, data, kind):
+    """The loss and gradient summed over the workers' blocks equal the single-machine
+    full-batch objective at the same weights, to float32 summation order: L-BFGS without
+    hidden layers (a convex problem) reaches the same loss to 1e-4 relative."""
+    X, y = data
+    target = y if kind == "classifier" else X[:, 0] - 2 * X[:, 3]
+    Local = fastbp.MLPClassifier if kind == "classifier" else fastbp.MLPRegressor
+    Dist = fastbp.dask.MLPClassifier if kind == "classifier" else fastbp.dask.MLPRegressor
+    settings = dict(hidden_layer_sizes=(), solver="lbfgs", max_iter=200, random_state=0,
+                    alpha=1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        local = Local(**settings).fit(X, target)
+        dist = Dist(**settings).fit(da.from_array(X, chunks=(700, 8)),
+                                    da.from_array(target, chunks=700))
+    assert dist.loss_ == pytest.approx(local.loss_, rel=1e-4)
+    assert dist.coefs_[0].shape == local.coefs_[0].shape and dist.n_features_in_ == 8
+    if kind == "classifier":
+        np.testing.assert_array_equal(dist.classes_, local.classes_)
+        assert np.mean(dist.predict(X) == local.predict(X)) > 0.99
+
+
+def test_a_hidden_network_and_dataframes(client, data):
+    """A network with hidden layers from a dask dataframe: it trains as well as the local fit
+    (L-BFGS paths part after many iterations: float32 sums in another order)."""
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    X, y = data
+    frame = dd.from_pandas(pd.DataFrame(X, columns=[f"f{i}" for i in range(8)]), npartitions=3)
+    labels = dd.from_pandas(pd.Series(y), npartitions=3)
+    settings = dict(hidden_layer_sizes=(16,), solver="lbfgs", max_iter=60, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dist = fastbp.dask.MLPClassifier(**settings).fit(frame, labels)
+        local = fastbp.MLPClassifier(**settings).fit(X, y)
+    assert dist.score(X, y) > local.score(X, y) - 0.01
+    assert dist.n_iter_ == 60
+
+
+def test_what_is_not_distributed_yet_says_so(client, data):
+    X, y = data
+    dX, dy = da.from_array(X, chunks=(1000, 8)), da.from_array(y, chunks=1000)
+    with pytest.raises(ValueError, match="solver='adam'.*not implemented yet"):
+        fastbp.dask.MLPClassifier(solver="adam").fit(dX, dy)
+    with pytest.raises(ValueError, match="sample_weight"):
+        fastbp.dask.MLPClassifier(solver="lbfgs").fit(dX, dy, sample_weight=np.ones(3000))
+    with warnings.catch_warnings():  # NumPy data: the local fit
+        warnings.simplefilter("ignore")
+        fastbp.dask.MLPClassifier(hidden_layer_sizes=(4,), max_iter=2).fit(X, y)
+
+
+def test_a_missing_extra_is_named(monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(ImportError, match=r'pip install "fastbp\[dask\]"'):
+        fastbp.dask.blocks(None, None)

@@ -93,3 +93,31 @@ def test_a_missing_extra_is_named(monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)
     with pytest.raises(ImportError, match=r'pip install "fastbp\[dask\]"'):
         fastbp.dask.blocks(None, None)
+
+
+def test_dask_ml_incremental_over_partial_fit(client, data):
+    """dask-ml's Incremental streams the blocks through fastbp's partial_fit."""
+    wrappers = pytest.importorskip("dask_ml.wrappers")
+    X, _ = data
+    labels = (X[:, 0] + X[:, 1] > 0).astype(int)
+    inc = wrappers.Incremental(fastbp.MLPClassifier(hidden_layer_sizes=(16,), random_state=0,
+                                                    learning_rate_init=0.01),
+                               scoring="accuracy")
+    inc.fit(da.from_array(X, chunks=(1000, 8)), da.from_array(labels, chunks=1000),
+            classes=[0, 1])
+    assert inc.estimator_.t_ == 3000  # every row once, block by block
+    assert inc.score(da.from_array(X, chunks=(1000, 8)), da.from_array(labels, chunks=1000)) \
+        > 0.85
+
+
+def test_grid_search_under_the_dask_joblib_backend(client, data):
+    import joblib
+    from sklearn.model_selection import GridSearchCV
+    X, _ = data
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    with warnings.catch_warnings(), joblib.parallel_backend("dask"):
+        warnings.simplefilter("ignore")
+        search = GridSearchCV(fastbp.MLPClassifier(max_iter=20, random_state=0),
+                              {"hidden_layer_sizes": [(8,), (16,)], "alpha": [1e-4, 1e-2]},
+                              cv=3, n_jobs=-1).fit(X, y)
+    assert search.best_score_ > 0.9 and len(search.cv_results_["params"]) == 4

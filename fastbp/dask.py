@@ -159,8 +159,10 @@ class _Distributed:
         self.n_evaluations_ = 0
 
         def objective(packed):
-            shared = client.scatter(packed.astype(np.float32), broadcast=True)
-            parts = [client.submit(block_objective, fit_key, k, spec, f, shared, pure=False)
+            # the parameters go with each task (P floats): nothing to replicate to a worker
+            # that may be gone
+            weights = packed.astype(np.float32)
+            parts = [client.submit(block_objective, fit_key, k, spec, f, weights, pure=False)
                      for k, f in enumerate(futures)]
             value, grad = 0.0, np.zeros(packed.shape[0])
             for part_value, part_grad, _ in client.gather(parts):  # block order: fixed

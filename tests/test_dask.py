@@ -121,3 +121,45 @@ def test_grid_search_under_the_dask_joblib_backend(client, data):
                               {"hidden_layer_sizes": [(8,), (16,)], "alpha": [1e-4, 1e-2]},
                               cv=3, n_jobs=-1).fit(X, y)
     assert search.best_score_ > 0.9 and len(search.cv_results_["params"]) == 4
+
+
+def test_a_worker_killed_mid_fit_does_not_lose_the_fit(client):
+    """A worker process killed (SIGKILL) during distributed L-BFGS: its blocks are computed
+    again elsewhere, its tasks run again, and the fit ends where an undisturbed one does, bit
+    for bit (each block's sums do not depend on which worker makes them)."""
+    import os
+    import signal
+    import threading
+    import time
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((8000, 8))
+    y = (X[:, 0] * X[:, 1] > 0).astype(int)
+    dX, dy = da.from_array(X, chunks=(1000, 8)), da.from_array(y, chunks=1000)
+    settings = dict(hidden_layer_sizes=(32,), solver="lbfgs", max_iter=100, tol=0.0,
+                    random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clean = fastbp.dask.MLPClassifier(**settings).fit(dX, dy)
+    disturbed = fastbp.dask.MLPClassifier(**settings)
+    errors = []
+
+    def fit():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                disturbed.fit(dX, dy)
+        except Exception as error:  # noqa: BLE001  (reported below)
+            errors.append(error)
+    thread = threading.Thread(target=fit)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while getattr(disturbed, "n_evaluations_", 0) < 10 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert thread.is_alive(), "the fit ended before a worker could be killed"
+    pids = client.run(os.getpid)
+    os.kill(next(iter(pids.values())), signal.SIGKILL)
+    thread.join(300)
+    assert not errors, errors
+    assert disturbed.n_iter_ == clean.n_iter_
+    np.testing.assert_array_equal(disturbed.coefs_[0], clean.coefs_[0])
+    assert disturbed.loss_ == clean.loss_

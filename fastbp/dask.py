@@ -12,7 +12,15 @@ blocks with the compiled full-batch kernel (no penalty), the client adds them in
 ``scipy.optimize``. The result is the single-machine L-BFGS fit on the same rows up to the
 float32 summation order.
 
-Other solvers are not distributed yet: ``fit`` raises, naming the solver.
+``solver="adam"``, ``"sgd"``, ``"adamw"``: data-parallel training by model averaging (local
+SGD). Each round, every block trains ``sync_every`` mini-batches (a ``fit`` argument, default
+10) with the compiled epoch loop from the current weights and optimizer state, its rows in a
+new random order every epoch; the client then averages the blocks' weights and optimizer
+states, weighted by the rows each trained on, and sends the average out for the next round.
+An epoch is over when every block has visited its rows. ``sync_every=1`` is synchronous
+data-parallel SGD with the gradients averaged over the blocks' batches; larger values trade
+fidelity to single-machine training for fewer round trips. The loss curve, ``tol`` and
+``n_iter_no_change`` work on the training loss as locally; only constant learning rates.
 """
 
 import numpy as np
@@ -71,12 +79,7 @@ def block_objective(fit_key, block_key, spec, block, params):
     entry = _OBJECTIVES.get((fit_key, block_key))
     if entry is None:
         cls, params_dict, n_features, classes = spec
-        shell = cls(**{**params_dict, "alpha": 0.0})
-        shell.n_features_in_ = n_features
-        if classes is not None:
-            from sklearn.preprocessing import LabelBinarizer
-            shell.classes_ = np.asarray(classes)
-            shell._label_binarizer = LabelBinarizer().fit(shell.classes_)
+        shell = _shell(cls, {**params_dict, "alpha": 0.0}, n_features, classes)
         X, y = block
         X, Y, labels, _ = shell._validate_input(np.asarray(X), np.asarray(y), True, False)
         out_units, out_act = shell._output(Y, labels)
@@ -103,25 +106,36 @@ class _Distributed:
     """``fit`` on dask collections (see the module docstring); the rest is the local
     estimator's."""
 
-    def fit(self, X, y, sample_weight=None):
+    def _fit_averaged(self, *args):
+        return _fit_averaged(self, *args)
+
+    def fit(self, X, y, sample_weight=None, sync_every=10):
+        """Fit on dask collections where they live (NumPy or pandas data: a local fit).
+        ``sync_every``: mini-batches each block trains between averagings (stochastic
+        solvers)."""
         if not (hasattr(X, "dask") or hasattr(X, "to_dask_array")):
             return super().fit(X, y, sample_weight)
         _, distributed = _distributed()
-        if self.solver != "lbfgs":
-            raise ValueError(f"fastbp.dask trains solver='lbfgs' (distributed L-BFGS) so far; "
-                             f"received solver={self.solver!r}. Data-parallel "
-                             f"{self.solver!r} is not implemented yet.")
         if sample_weight is not None:
             raise ValueError("sample_weight is not supported by fastbp.dask yet")
+        if self.solver != "lbfgs":
+            if isinstance(sync_every, bool) or not isinstance(sync_every, (int, np.integer)) \
+                    or sync_every < 1:
+                raise ValueError(f"sync_every must be an integer >= 1; received {sync_every!r}")
+            if self.solver == "sgd" and self.learning_rate != "constant":
+                raise ValueError(f"fastbp.dask trains with a constant learning rate; received "
+                                 f"learning_rate={self.learning_rate!r}")
+            if self.early_stopping:
+                raise ValueError("early_stopping=True is not supported by fastbp.dask yet")
         client = distributed.get_client()
         parts, n_features = blocks(X, y)
         futures = client.compute(parts)  # the blocks, computed and kept on the workers
         try:
-            return self._fit_on(client, futures, n_features)
+            return self._fit_on(client, futures, n_features, int(sync_every))
         finally:
             client.cancel(futures)
 
-    def _fit_on(self, client, futures, n_features):
+    def _fit_on(self, client, futures, n_features, sync_every):
         import uuid
 
         import scipy.optimize
@@ -155,6 +169,11 @@ class _Distributed:
         local = _LocalClassifier if classifier else _LocalRegressor
         spec = (local, local_params, n_features, None if classes is None else classes.tolist())
         fit_key = uuid.uuid4().hex
+        if self.solver != "lbfgs":
+            try:
+                return self._fit_averaged(client, futures, spec, fit_key, rows, sync_every)
+            finally:
+                client.run(forget, fit_key)
         runs = self._layout.runs
         self.n_evaluations_ = 0
 
@@ -193,6 +212,52 @@ class _Distributed:
         return self
 
 
+def block_train(fit_key, block_key, spec, block, weights, state, t, epoch, start, stop,
+                batch_size):
+    """Run on a worker: train the block's rows ``start:stop`` of this epoch's order (mini-
+    batches of ``batch_size``, the block's share of the fit's batch size) from ``weights``
+    and optimizer ``state`` at step ``t``.
+    Returns ``(weights, state, steps, rows, stats)``, or None when the loss became
+    non-finite."""
+    entry = _OBJECTIVES.get((fit_key, block_key))
+    if entry is None:
+        cls, params_dict, n_features, classes = spec
+        shell = _shell(cls, params_dict, n_features, classes)
+        X, y = block
+        X, Y, labels, _ = shell._validate_input(np.asarray(X), np.asarray(y), True, False)
+        out_units, out_act = shell._output(Y, labels)
+        shell._random_state = np.random.RandomState(0)
+        shell._initialize(n_features, out_units, out_act)
+        code, loss_param = shell._loss()
+        opt = shell._make_optimizer()
+        runner = trainer.EpochRunner(engine.get("numba"), shell._layout, shell._params,
+                                     shell._aux, opt, code, loss_param, codes.ACC_SKIP,
+                                     (X, Y, labels, np.zeros(0, np.float32)), batch_size, 0)
+        entry = (shell, runner, len(X))
+        _OBJECTIVES[(fit_key, block_key)] = entry
+    shell, runner, n = entry
+    order = np.random.default_rng([int(spec[1].get("random_state") or 0), epoch, block_key]) \
+        .permutation(n)[start:stop]
+    shell._params[:] = weights
+    runner.optimizer.state[:] = state
+    runner.optimizer.iterations = t
+    stats = runner.run(order)
+    if stats is None:
+        return None
+    return (shell._params.copy(), runner.optimizer.state.copy(), runner.optimizer.iterations - t,
+            len(order), stats)
+
+
+def _shell(cls, params_dict, n_features, classes):
+    shell = cls(**params_dict)
+    shell.n_features_in_ = n_features
+    if classes is not None:
+        from sklearn.preprocessing import LabelBinarizer
+        shell.classes_ = np.asarray(classes)
+        shell._label_binarizer = LabelBinarizer().fit(shell.classes_)
+    return shell
+
+
 def _sample(block, classifier):
     """A few rows of a block: the first row of each class (classifier), else the first two."""
     X, y = (np.asarray(a) for a in block)
@@ -200,6 +265,65 @@ def _sample(block, classifier):
         _, first = np.unique(y, return_index=True)
         return X[first], y[first]
     return X[:2], y[:2]
+
+
+def _fit_averaged(self, client, futures, spec, fit_key, rows, sync_every):
+    """Data-parallel training by model averaging (see the module docstring)."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    from ._validation import NonFiniteLossError
+    n = int(sum(rows))
+    batch_size = min(200, n) if self.batch_size == "auto" else int(np.clip(self.batch_size, 1, n))
+    # the global batch split over the blocks by their rows: a step of every block together
+    # covers batch_size rows, and every block takes as many steps an epoch as a local fit
+    shares = [max(1, round(batch_size * r / n)) for r in rows]
+    opt = self._make_optimizer()
+    state = opt.ensure_state(self._params.shape[0]).copy()
+    weights, t = self._params.copy(), 0
+    self.loss_curve_, self.best_loss_, self._no_improvement_count = [], np.inf, 0
+    self.n_rounds_ = 0
+    rounds = max(-(-r // (sync_every * b)) for r, b in zip(rows, shares))
+    for epoch in range(self.max_iter):
+        total = None
+        for round_ in range(rounds):
+            spans = [(round_ * sync_every * b, min((round_ + 1) * sync_every * b, r))
+                     for r, b in zip(rows, shares)]
+            tasks = [client.submit(block_train, fit_key, k, spec, f, weights, state, t, epoch,
+                                   spans[k][0], spans[k][1], shares[k], pure=False)
+                     for k, f in enumerate(futures) if spans[k][0] < spans[k][1]]
+            results = client.gather(tasks)  # block order: the same average every time
+            if any(r is None for r in results):
+                raise NonFiniteLossError(f"the training loss became non-finite in epoch "
+                                         f"{epoch + 1}; the model keeps its initial weights")
+            trained = np.array([r[3] for r in results], np.float64)
+            share = trained / trained.sum()
+            weights = np.sum([s * r[0].astype(np.float64) for s, r in zip(share, results)],
+                             axis=0).astype(np.float32)
+            state = np.sum([s * r[1].astype(np.float64) for s, r in zip(share, results)],
+                           axis=0).astype(np.float32)
+            t += max(r[2] for r in results)
+            stats = np.sum([r[4] for r in results], axis=0)
+            total = stats if total is None else total + stats
+            self.n_rounds_ += 1
+        loss = self._reported(total)
+        self.loss_curve_.append(loss)
+        if loss > self.best_loss_ - self.tol:
+            self._no_improvement_count += 1
+        else:
+            self._no_improvement_count = 0
+        self.best_loss_ = min(self.best_loss_, loss)
+        if self._no_improvement_count > self.n_iter_no_change:
+            break
+    else:
+        warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and "
+                      f"the optimization hasn't converged yet.", ConvergenceWarning)
+    self._params[:] = weights
+    self.n_iter_, self.t_, self.loss_ = epoch + 1, t * batch_size, self.loss_curve_[-1]
+    self._link()
+    self._publish(np.float64)
+    return self
 
 
 class MLPClassifier(_Distributed, _LocalClassifier):

@@ -46,6 +46,17 @@ def blocks(X, y):
     dataframe or array for X; a dask series, dataframe or array for y), aligned by rows."""
     dask, _ = _distributed()
     import dask.array as da
+    if hasattr(X, "columns") and hasattr(X, "to_delayed"):  # a dask dataframe: its partitions
+        if not hasattr(y, "to_delayed") or hasattr(y, "chunks"):
+            raise TypeError("with a dask dataframe X, y must be a dask series or dataframe "
+                            "from the same source (partitioned alike)")
+        # one frame, so that X's and y's rows go to the same blocks (dask may plan the
+        # partitions of a column projection of a Parquet source apart from the rest)
+        targets = [y.name] if not hasattr(y, "columns") else list(y.columns)
+        renamed = {t: f"__target_{i}__" for i, t in enumerate(targets)}
+        both = X.assign(**{renamed[t]: (y if len(targets) == 1 else y[t]) for t in targets})
+        n_x = len(X.columns)
+        return [dask.delayed(_split)(part, n_x) for part in both.to_delayed()], n_x
 
     def as_array(a, name):
         if hasattr(a, "to_dask_array"):
@@ -75,8 +86,9 @@ _OBJECTIVES = {}
 def block_objective(fit_key, block_key, spec, block, params):
     """Run on a worker: ``(sum of the block's losses, their gradient (P,) float64, rows)`` at
     ``params``, penalty excluded, from the compiled full-batch kernel. The block's checked
-    float32 arrays and buffers are made at the first call and kept for the fit's others."""
-    entry = _OBJECTIVES.get((fit_key, block_key))
+    float32 arrays and buffers are made at the first call and kept for the fit's others
+    (unless ``fit_key`` is None: streaming)."""
+    entry = _OBJECTIVES.get((fit_key, block_key)) if fit_key is not None else None
     if entry is None:
         cls, params_dict, n_features, classes = spec
         shell = _shell(cls, {**params_dict, "alpha": 0.0}, n_features, classes)
@@ -90,7 +102,8 @@ def block_objective(fit_key, block_key, spec, block, params):
                                                shell._params, shell._aux, code, loss_param,
                                                (X, Y, labels, np.zeros(0, np.float32)))
         entry = (objective, len(X))
-        _OBJECTIVES[(fit_key, block_key)] = entry
+        if fit_key is not None:
+            _OBJECTIVES[(fit_key, block_key)] = entry
     objective, rows = entry
     value, grad = objective(np.asarray(params, np.float32))
     return float(value) * rows, grad.astype(np.float64) * rows, rows
@@ -109,10 +122,13 @@ class _Distributed:
     def _fit_averaged(self, *args):
         return _fit_averaged(self, *args)
 
-    def fit(self, X, y, sample_weight=None, sync_every=10):
+    def fit(self, X, y, sample_weight=None, sync_every=10, keep_blocks=True):
         """Fit on dask collections where they live (NumPy or pandas data: a local fit).
         ``sync_every``: mini-batches each block trains between averagings (stochastic
-        solvers)."""
+        solvers). ``keep_blocks=False`` streams: no block is kept on the workers, each task
+        computes its block from the collection's source (a Parquet file read by
+        ``dask.dataframe.read_parquet``, say) and drops it, so a worker holds one block per
+        thread however large the data; every pass then reads the data again."""
         if not (hasattr(X, "dask") or hasattr(X, "to_dask_array")):
             return super().fit(X, y, sample_weight)
         _, distributed = _distributed()
@@ -129,30 +145,29 @@ class _Distributed:
                 raise ValueError("early_stopping=True is not supported by fastbp.dask yet")
         client = distributed.get_client()
         parts, n_features = blocks(X, y)
+        if not keep_blocks:
+            return self._fit_on(_Blocks(client, parts, False), n_features, int(sync_every))
         futures = client.compute(parts)  # the blocks, computed and kept on the workers
         try:
-            return self._fit_on(client, futures, n_features, int(sync_every))
+            return self._fit_on(_Blocks(client, futures, True), n_features, int(sync_every))
         finally:
             client.cancel(futures)
 
-    def _fit_on(self, client, futures, n_features, sync_every):
+    def _fit_on(self, futures, n_features, sync_every):
         import uuid
 
         import scipy.optimize
         from sklearn.utils.multiclass import unique_labels
+        client = futures.client
         classifier = isinstance(self, _LocalClassifier)
-        classes = None
-        if classifier:
-            found = client.gather([client.submit(lambda b: np.unique(np.asarray(b[1])), f)
-                                   for f in futures])
-            classes = unique_labels(*found)
-        rows = client.gather([client.submit(lambda b: len(b[0]), f) for f in futures])
+        described = client.gather(futures.map(_describe, classifier))
+        classes = unique_labels(*[d[0] for d in described]) if classifier else None
+        rows = [d[1] for d in described]
         n = int(sum(rows))
         # the client's model: a few rows of every class set up its structure exactly as a
         # local fit would; its weights are then drawn afresh from random_state
-        sample = client.gather([client.submit(_sample, f, classifier) for f in futures])
-        Xs = np.concatenate([s[0] for s in sample])
-        ys = np.concatenate([s[1] for s in sample])
+        Xs = np.concatenate([d[2] for d in described])
+        ys = np.concatenate([d[3] for d in described])
         local_params = {k: v for k, v in self.get_params().items()}
         self.set_params(max_iter=1)
         import warnings
@@ -168,10 +183,10 @@ class _Distributed:
         self._initialize(n_features, self._layout.n_outputs, out_act)
         local = _LocalClassifier if classifier else _LocalRegressor
         spec = (local, local_params, n_features, None if classes is None else classes.tolist())
-        fit_key = uuid.uuid4().hex
+        fit_key = uuid.uuid4().hex if futures.kept else None  # None: nothing cached
         if self.solver != "lbfgs":
             try:
-                return self._fit_averaged(client, futures, spec, fit_key, rows, sync_every)
+                return self._fit_averaged(futures, spec, fit_key, rows, sync_every)
             finally:
                 client.run(forget, fit_key)
         runs = self._layout.runs
@@ -181,8 +196,7 @@ class _Distributed:
             # the parameters go with each task (P floats): nothing to replicate to a worker
             # that may be gone
             weights = packed.astype(np.float32)
-            parts = [client.submit(block_objective, fit_key, k, spec, f, weights, pure=False)
-                     for k, f in enumerate(futures)]
+            parts = futures.tasks(lambda k, b: (block_objective, fit_key, k, spec, b, weights))
             value, grad = 0.0, np.zeros(packed.shape[0])
             for part_value, part_grad, _ in client.gather(parts):  # block order: fixed
                 value += part_value
@@ -219,7 +233,7 @@ def block_train(fit_key, block_key, spec, block, weights, state, t, epoch, start
     and optimizer ``state`` at step ``t``.
     Returns ``(weights, state, steps, rows, stats)``, or None when the loss became
     non-finite."""
-    entry = _OBJECTIVES.get((fit_key, block_key))
+    entry = _OBJECTIVES.get((fit_key, block_key)) if fit_key is not None else None
     if entry is None:
         cls, params_dict, n_features, classes = spec
         shell = _shell(cls, params_dict, n_features, classes)
@@ -234,7 +248,8 @@ def block_train(fit_key, block_key, spec, block, weights, state, t, epoch, start
                                      shell._aux, opt, code, loss_param, codes.ACC_SKIP,
                                      (X, Y, labels, np.zeros(0, np.float32)), batch_size, 0)
         entry = (shell, runner, len(X))
-        _OBJECTIVES[(fit_key, block_key)] = entry
+        if fit_key is not None:
+            _OBJECTIVES[(fit_key, block_key)] = entry
     shell, runner, n = entry
     order = np.random.default_rng([int(spec[1].get("random_state") or 0), epoch, block_key]) \
         .permutation(n)[start:stop]
@@ -258,16 +273,51 @@ def _shell(cls, params_dict, n_features, classes):
     return shell
 
 
-def _sample(block, classifier):
-    """A few rows of a block: the first row of each class (classifier), else the first two."""
+def _split(frame, n_x):
+    """A partition of X's columns and y's as ``(X, y)`` arrays."""
+    values = frame.to_numpy()
+    y = values[:, n_x:]
+    return values[:, :n_x].astype(np.float64), (y[:, 0] if y.shape[1] == 1 else y)
+
+
+def _describe(block, classifier):
+    """Of a block: its classes (classifier), its rows, and a few rows (the first of each
+    class, else the first two) that set up the client's model."""
     X, y = (np.asarray(a) for a in block)
     if classifier:
-        _, first = np.unique(y, return_index=True)
-        return X[first], y[first]
-    return X[:2], y[:2]
+        classes, first = np.unique(y, return_index=True)
+        return classes, len(X), X[first], y[first]
+    return None, len(X), X[:2], y[:2]
 
 
-def _fit_averaged(self, client, futures, spec, fit_key, rows, sync_every):
+class _Blocks:
+    """The fit's row blocks: futures kept on the workers (``kept``), or delayed objects that
+    every task computes afresh (streaming)."""
+
+    def __init__(self, client, blocks, kept):
+        self.client, self.blocks, self.kept = client, blocks, kept
+
+    def map(self, fn, *args):
+        """Futures of ``fn(block, *args)`` for every block, in block order."""
+        return self.tasks(lambda k, block: (fn, block, *args))
+
+    def tasks(self, build, keep=None):
+        """Futures of one task per block that ``keep(k)`` accepts (all by default), in block
+        order; ``build(k, block) -> (function, *arguments)``."""
+        import dask
+        out = []
+        for k, block in enumerate(self.blocks):
+            if keep is not None and not keep(k):
+                continue
+            fn, *arguments = build(k, block)
+            if self.kept:
+                out.append(self.client.submit(fn, *arguments, pure=False))
+            else:  # the block computed inside the task's graph, and dropped after it
+                out.append(self.client.compute(dask.delayed(fn, pure=False)(*arguments)))
+        return out
+
+
+def _fit_averaged(self, futures, spec, fit_key, rows, sync_every):
     """Data-parallel training by model averaging (see the module docstring)."""
     import warnings
 
@@ -290,10 +340,11 @@ def _fit_averaged(self, client, futures, spec, fit_key, rows, sync_every):
         for round_ in range(rounds):
             spans = [(round_ * sync_every * b, min((round_ + 1) * sync_every * b, r))
                      for r, b in zip(rows, shares)]
-            tasks = [client.submit(block_train, fit_key, k, spec, f, weights, state, t, epoch,
-                                   spans[k][0], spans[k][1], shares[k], pure=False)
-                     for k, f in enumerate(futures) if spans[k][0] < spans[k][1]]
-            results = client.gather(tasks)  # block order: the same average every time
+            tasks = futures.tasks(lambda k, b: (block_train, fit_key, k, spec, b, weights,
+                                                state, t, epoch, spans[k][0], spans[k][1],
+                                                shares[k]),
+                                  keep=lambda k: spans[k][0] < spans[k][1])
+            results = futures.client.gather(tasks)  # block order: the same average each time
             if any(r is None for r in results):
                 raise NonFiniteLossError(f"the training loss became non-finite in epoch "
                                          f"{epoch + 1}; the model keeps its initial weights")

@@ -193,3 +193,25 @@ def test_a_worker_killed_mid_fit_does_not_lose_the_fit(client):
     assert disturbed.n_iter_ == clean.n_iter_
     np.testing.assert_array_equal(disturbed.coefs_[0], clean.coefs_[0])
     assert disturbed.loss_ == clean.loss_
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "adam"])
+def test_streaming_from_parquet_keeps_no_block(client, data, solver, tmp_path):
+    """keep_blocks=False: every task reads its block from the Parquet files and drops it (no
+    block stays on a worker), and the fit is the one that keeps the blocks, bit for bit."""
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    X, y = data
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(8)]).assign(y=y)
+    settings = dict(hidden_layer_sizes=(8,), solver=solver, max_iter=5, random_state=0)
+    fits = []
+    with warnings.catch_warnings():  # (dask's own use of pandas warns of deprecations)
+        warnings.simplefilter("ignore")
+        dd.from_pandas(frame, npartitions=3).to_parquet(tmp_path / "table")
+        table = dd.read_parquet(tmp_path / "table")
+        for keep in (True, False):
+            fits.append(fastbp.dask.MLPClassifier(**settings).fit(
+                table.drop(columns="y"), table["y"], keep_blocks=keep))
+            assert sum(client.run(lambda: len(fastbp.dask._OBJECTIVES)).values()) == 0
+    np.testing.assert_array_equal(fits[0].coefs_[0], fits[1].coefs_[0])

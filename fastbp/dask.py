@@ -128,7 +128,9 @@ class _Distributed:
         solvers). ``keep_blocks=False`` streams: no block is kept on the workers, each task
         computes its block from the collection's source (a Parquet file read by
         ``dask.dataframe.read_parquet``, say) and drops it, so a worker holds one block per
-        thread however large the data; every pass then reads the data again."""
+        thread however large the data; every pass then reads the data again (L-BFGS: every
+        evaluation; the stochastic solvers: every epoch, with one averaging an epoch, as
+        ``sync_every`` covering a whole block)."""
         if not (hasattr(X, "dask") or hasattr(X, "to_dask_array")):
             return super().fit(X, y, sample_weight)
         _, distributed = _distributed()
@@ -334,6 +336,8 @@ def _fit_averaged(self, futures, spec, fit_key, rows, sync_every):
     weights, t = self._params.copy(), 0
     self.loss_curve_, self.best_loss_, self._no_improvement_count = [], np.inf, 0
     self.n_rounds_ = 0
+    if not futures.kept:  # streaming: a block is read once an epoch, so one round per epoch
+        sync_every = max(-(-r // b) for r, b in zip(rows, shares))
     rounds = max(-(-r // (sync_every * b)) for r, b in zip(rows, shares))
     for epoch in range(self.max_iter):
         total = None

@@ -198,7 +198,8 @@ def test_a_worker_killed_mid_fit_does_not_lose_the_fit(client):
 @pytest.mark.parametrize("solver", ["lbfgs", "adam"])
 def test_streaming_from_parquet_keeps_no_block(client, data, solver, tmp_path):
     """keep_blocks=False: every task reads its block from the Parquet files and drops it (no
-    block stays on a worker), and the fit is the one that keeps the blocks, bit for bit."""
+    block stays on a worker), and the fit is the one that keeps the blocks (with one
+    averaging an epoch, as streaming averages), bit for bit."""
     dd = pytest.importorskip("dask.dataframe")
     pd = pytest.importorskip("pandas")
     pytest.importorskip("pyarrow")
@@ -211,7 +212,8 @@ def test_streaming_from_parquet_keeps_no_block(client, data, solver, tmp_path):
         dd.from_pandas(frame, npartitions=3).to_parquet(tmp_path / "table")
         table = dd.read_parquet(tmp_path / "table")
         for keep in (True, False):
-            fits.append(fastbp.dask.MLPClassifier(**settings).fit(
-                table.drop(columns="y"), table["y"], keep_blocks=keep))
+            fits.append(fastbp.dask.MLPClassifier(**settings).fit(  # (streaming: one
+                table.drop(columns="y"), table["y"], keep_blocks=keep,  # averaging an epoch)
+                sync_every=10**6))
             assert sum(client.run(lambda: len(fastbp.dask._OBJECTIVES)).values()) == 0
     np.testing.assert_array_equal(fits[0].coefs_[0], fits[1].coefs_[0])

@@ -260,3 +260,15 @@ def as_labels(y, name="y"):
     if array.dtype.kind == "f":
         check_finite(array, name)
     return array
+
+
+def check_weights(value, shape, name):
+    """``value`` as a float32 array of ``shape`` holding finite numbers (weights, gradients),
+    or a ValueError naming ``name`` and what it received."""
+    array = np.asarray(value)
+    if array.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}; received shape "
+                         f"{array.shape}")
+    if array.dtype.kind not in "biuf" or not np.isfinite(array).all():
+        raise ValueError(f"{name} must hold finite numbers; received {describe(array)}")
+    return array.astype(np.float32)

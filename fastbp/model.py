@@ -12,7 +12,8 @@ from . import callbacks as callbacks_module
 from . import codes, data, engine, inference, io, labels, losses, optimizers, trainer
 from . import metrics as metric_table
 from ._validation import (
-    NonFiniteLossError, NotFittedError, check_float, check_int, check_matrix, describe,
+    NonFiniteLossError, NotFittedError, check_float, check_int, check_matrix, check_weights,
+    describe,
 )
 from .layers import DEFAULT_NAMES, Dense, Input, Layer
 from .layout import Layout
@@ -668,16 +669,8 @@ class Sequential:
         if not isinstance(weights, (list, tuple)) or len(weights) != len(views):
             raise ValueError(f"set_weights expects a list of {len(views)} arrays "
                              f"(as get_weights returns); received {describe(weights)}")
-        checked = []
-        for i, (new, view) in enumerate(zip(weights, views)):
-            new = np.asarray(new)
-            if new.shape != view.shape:
-                raise ValueError(f"weights[{i}] must have shape {view.shape}; received shape "
-                                 f"{new.shape}")
-            if new.dtype.kind not in "biuf" or not np.isfinite(new).all():
-                raise ValueError(f"weights[{i}] must hold finite numbers; received "
-                                 f"{describe(new)}")
-            checked.append(new.astype(np.float32))
+        checked = [check_weights(new, view.shape, f"weights[{i}]")
+                   for i, (new, view) in enumerate(zip(weights, views))]
         for new, view in zip(checked, views):
             view[...] = new
 

@@ -11,7 +11,7 @@ larger) and ``clipvalue`` (clip each component), as in Keras.
 import numpy as np
 
 from . import codes, schedules
-from ._validation import check_float, describe, lookup
+from ._validation import check_float, check_weights, describe, lookup
 
 
 class Optimizer:
@@ -109,13 +109,7 @@ class Optimizer:
             if var.offset in seen:
                 raise ValueError(f"apply_gradients: variable {var.path} appears twice")
             seen.add(var.offset)
-            g = np.asarray(grad)
-            if g.shape != var.shape:
-                raise ValueError(f"apply_gradients: the gradient of {var.path} must have shape "
-                                 f"{var.shape}; received shape {g.shape}")
-            if g.dtype.kind not in "biuf" or not np.isfinite(g).all():
-                raise ValueError(f"apply_gradients: the gradient of {var.path} must hold "
-                                 f"finite numbers; received {describe(g)}")
+            check_weights(grad, var.shape, f"apply_gradients: the gradient of {var.path}")
         params = model.params
         n_params = params.shape[0]
         grads = np.zeros((1, n_params), np.float32)

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from ._validation import describe
+from ._validation import check_weights
 
 
 class Variable:
@@ -47,14 +47,7 @@ class Variable:
 
     def assign(self, value):
         """Overwrite the value with ``value`` (same shape, finite numbers)."""
-        new = np.asarray(value)
-        if new.shape != self.shape:
-            raise ValueError(f"{self.path}.assign expects shape {self.shape}; received shape "
-                             f"{new.shape}")
-        if new.dtype.kind not in "biuf" or not np.isfinite(new).all():
-            raise ValueError(f"{self.path}.assign expects finite numbers; received "
-                             f"{describe(new)}")
-        self.value[...] = new
+        self.value[...] = check_weights(value, self.shape, f"{self.path}.assign: the value")
 
     def __array__(self, dtype=None, copy=None):
         value = self.value

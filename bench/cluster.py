@@ -93,5 +93,6 @@ def main():
               f"a synchronisation costs {per_sync * 1e3:.1f} ms ({timings[10][1]} rounds at "
               f"sync_every=10, {timings[40][1]} at 40)")
 
+
 if __name__ == "__main__":
     main()

@@ -16,16 +16,10 @@ kernels, scikit-learn, pandas, pyarrow), so the limit must be about 1 GiB and th
 """
 
 import argparse
-import os
-import sys
 import time
 import warnings
 
 import numpy as np
-
-# this folder's sparse.py would stand in for the ``sparse`` package dask looks for
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
 
 
 def problem(rows, seed=0):

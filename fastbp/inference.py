@@ -53,11 +53,7 @@ def predict(backend, layout, params, aux, X, batch_size=None):
         out = np.empty((n, layout.n_outputs), np.float32)
         args = (X, EMPTY_Y, EMPTY_LABELS, EMPTY_SW, ops, layout.frozen_opf, -1, NO_LOSS_PARAM,
                 codes.ACC_NONE, params, aux, acts, NO_DELTAS[:threads], chunk, out, NO_STATS)
-        if threads == 1 and alone:
-            backend.infer(*args)
-        else:  # several threads of ours, or several callers: BLAS one thread each
-            with _threads.single_threaded_blas():
-                backend.infer(*args)
+        backend.infer(*args)  # (no BLAS inside: kernels.dense.product_by_rows)
         return out
 
 
@@ -70,10 +66,9 @@ def evaluate(backend, layout, params, aux, data, loss_code, loss_param, acc_kind
         chunk = chunk_rows(layout, len(X), batch_size)
         ops, acts, deltas = layout.buffers(chunk)
         stats = np.zeros(codes.N_STATS + codes.ST_PER_OUTPUT * layout.n_outputs)
-        with _threads.single_threaded_blas():  # the same sums whatever BLAS's thread count
-            backend.infer(X, Y, labels, sw, ops, layout.opf, loss_code, loss_param, acc_kind,
-                          params, aux, acts, deltas, chunk, np.empty((0, layout.n_outputs),
-                                                                     np.float32), stats)
+        backend.infer(X, Y, labels, sw, ops, layout.opf, loss_code, loss_param, acc_kind,
+                      params, aux, acts, deltas, chunk, np.empty((0, layout.n_outputs),
+                                                                 np.float32), stats)
         return stats
 
 

@@ -1,6 +1,6 @@
 """Sparse input: training on the CSR rows against densifying first, and against scikit-learn.
 
-    python bench/sparse.py            # writes bench/results/sparse.md and prints it
+    python bench/sparse_input.py            # writes bench/results/sparse.md and prints it
 
 One-hot-like data: ``n`` rows, 10,000 columns, 1% and 5% of the entries stored (random 0/1
 features, a target from a random linear rule). ``MLPClassifier(hidden_layer_sizes=(64,),
@@ -45,7 +45,7 @@ def main():
     from sklearn.neural_network import MLPClassifier as SkMLP
     warnings.simplefilter("ignore")
     settings = dict(hidden_layer_sizes=(64,), batch_size=200, max_iter=3, random_state=0)
-    lines = [f"Sparse input, {time.strftime('%Y-%m-%d')} (`python bench/sparse.py`): fit of "
+    lines = [f"Sparse input, {time.strftime('%Y-%m-%d')} (`python bench/sparse_input.py`): fit of "
              f"3 epochs, median of 3, seconds.", "",
              "| rows x columns, stored | fastbp on CSR | fastbp on dense (+ toarray) | "
              "scikit-learn on CSR | dense / CSR | scikit-learn / CSR |", "|---|---|---|---|---|---|"]

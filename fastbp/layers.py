@@ -45,7 +45,7 @@ def check_input_shape(shape, name="input_shape"):
 
 def _only(value, supported, what, layer, why=""):
     """Raise for a Keras argument fastbp has only at one value."""
-    if value is not supported and value != supported:
+    if not (value is supported or (type(value) is type(supported) and value == supported)):
         reason = f" ({why})" if why else ""
         raise ValueError(f"{layer}({what}={value!r}) is not supported by fastbp: only "
                          f"{what}={supported!r}{reason}")

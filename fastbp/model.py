@@ -185,7 +185,7 @@ class Sequential:
                                      (weighted_metrics, None, "weighted_metrics"),
                                      (run_eagerly, False, "run_eagerly"),
                                      (steps_per_execution, 1, "steps_per_execution")):
-            if value is not default and value != default:
+            if not (value is default or (type(value) is type(default) and value == default)):
                 raise ValueError(f"compile({what}={value!r}) is not supported by fastbp (one "
                                  f"loss, compiled epochs): leave {what}={default!r}")
         if jit_compile not in ("auto", True, False) or auto_scale_loss not in (True, False):

@@ -10,9 +10,8 @@ on one machine, in the same run.
    local fit: test accuracy after the same epochs, throughput, and the time a synchronisation
    costs (from two runs that differ only in ``sync_every``).
 
-(A table 4x a worker's memory limit, streamed with ``keep_blocks=False``, is not measured
-here yet: a worker process holds about 315 MiB before any data (Python, Numba's compiled
-kernels, scikit-learn, pandas, pyarrow), so the limit must be about 1 GiB and the table 4 GiB.)
+A table 4x a worker's memory limit, streamed with ``keep_blocks=False``:
+``bench/cluster_memory.py``.
 """
 
 import argparse

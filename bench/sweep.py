@@ -1,0 +1,262 @@
+"""Epoch time over a grid of network and batch shapes: fastbp against PyTorch eager and JAX
+(jit per step), each library in a process of its own, on 2 threads and on 1.
+
+    python bench/sweep.py --quick            # 24 cells, a few minutes
+    python bench/sweep.py                    # the full grid (depth 1-6, widths 16-1024, ...)
+
+Each cell trains a ReLU (or tanh) MLP with Adam on 8,192 random rows (10 classes, or one
+regression target) for 4 epochs; the median of the last 3 epochs' wall time is the cell's
+figure. Writes ``bench/results/sweep.md`` (the table: ms per epoch per library and thread
+count, and fastbp's speed-up over the fastest peer) and ``bench/results/sweep.png`` (that
+speed-up as a heat map, 2 threads). Peers that are not installed are left out (``pip install
+torch==2.13.0 jax``).
+"""
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROWS, EPOCHS = 8192, 4
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def grid(quick):
+    if quick:
+        return [dict(depth=d, width=w, batch=b, inputs=i, act="relu", task="classification")
+                for d, w, b, i in itertools.product((1, 3), (16, 128, 512), (32, 256),
+                                                    (32, 256))]
+    cells = []
+    for d, w, b, i, act, task in itertools.product((1, 2, 4, 6), (16, 64, 256, 1024),
+                                                   (16, 128, 2048), (8, 128, 1024),
+                                                   ("relu", "tanh"),
+                                                   ("classification", "regression")):
+        cells.append(dict(depth=d, width=w, batch=b, inputs=i, act=act, task=task))
+    return cells
+
+
+def data(cell):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((ROWS, cell["inputs"])).astype(np.float32)
+    if cell["task"] == "classification":
+        return X, rng.integers(0, 10, ROWS)
+    return X, rng.standard_normal(ROWS).astype(np.float32)
+
+
+def epochs_fastbp(cell):
+    import fastbp
+    X, y = data(cell)
+    k = 10 if cell["task"] == "classification" else 1
+    layers = [fastbp.Input((cell["inputs"],))] + [
+        fastbp.Dense(cell["width"], activation=cell["act"]) for _ in range(cell["depth"])]
+    model = fastbp.Sequential(layers + [fastbp.Dense(k, activation="softmax" if k > 1
+                                                     else None)], seed=0)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy" if k > 1 else "mse")
+    times = []
+
+    class Clock(fastbp.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.start)
+    model.fit(X, y, batch_size=cell["batch"], epochs=EPOCHS, verbose=0, callbacks=[Clock()])
+    return times
+
+
+def epochs_torch(cell):
+    import torch
+    X, y = data(cell)
+    k = 10 if cell["task"] == "classification" else 1
+    modules, width = [], cell["inputs"]
+    for _ in range(cell["depth"]):
+        modules += [torch.nn.Linear(width, cell["width"]),
+                    torch.nn.ReLU() if cell["act"] == "relu" else torch.nn.Tanh()]
+        width = cell["width"]
+    net = torch.nn.Sequential(*modules, torch.nn.Linear(width, k))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    Xt = torch.from_numpy(X)
+    yt = torch.from_numpy(y) if k > 1 else torch.from_numpy(y).reshape(-1, 1)
+    loss_fn = torch.nn.functional.cross_entropy if k > 1 else torch.nn.functional.mse_loss
+    times = []
+    for _ in range(EPOCHS):
+        start = time.perf_counter()
+        order = torch.randperm(ROWS)
+        for lo in range(0, ROWS, cell["batch"]):
+            rows = order[lo:lo + cell["batch"]]
+            opt.zero_grad()
+            loss_fn(net(Xt[rows]), yt[rows]).backward()
+            opt.step()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def epochs_jax(cell):
+    import jax
+    import jax.numpy as jnp
+    X, y = data(cell)
+    k = 10 if cell["task"] == "classification" else 1
+    key = jax.random.PRNGKey(0)
+    sizes = [cell["inputs"]] + [cell["width"]] * cell["depth"] + [k]
+    params = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        key, sub = jax.random.split(key)
+        params.append((jax.random.normal(sub, (a, b)) * jnp.sqrt(2.0 / a), jnp.zeros(b)))
+    act = jax.nn.relu if cell["act"] == "relu" else jnp.tanh
+
+    def loss(p, xb, yb):
+        h = xb
+        for W, b in p[:-1]:
+            h = act(h @ W + b)
+        out = h @ p[-1][0] + p[-1][1]
+        if k > 1:
+            return -jnp.mean(jax.nn.log_softmax(out)[jnp.arange(xb.shape[0]), yb])
+        return jnp.mean((out[:, 0] - yb) ** 2)
+
+    m = jax.tree_util.tree_map(jnp.zeros_like, params)
+    v = jax.tree_util.tree_map(jnp.zeros_like, params)
+
+    @jax.jit
+    def step(p, m, v, t, xb, yb):
+        g = jax.grad(loss)(p, xb, yb)
+        m = jax.tree_util.tree_map(lambda a, b: 0.9 * a + 0.1 * b, m, g)
+        v = jax.tree_util.tree_map(lambda a, b: 0.999 * a + 0.001 * b * b, v, g)
+        scale = 1e-3 * jnp.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)
+        p = jax.tree_util.tree_map(lambda a, b, c: a - scale * b / (jnp.sqrt(c) + 1e-7), p, m, v)
+        return p, m, v
+
+    Xj, yj = jnp.asarray(X), jnp.asarray(y)
+    times, t = [], 0
+    rng = np.random.default_rng(0)
+    for _ in range(EPOCHS):
+        start = time.perf_counter()
+        order = rng.permutation(ROWS)
+        for lo in range(0, ROWS - cell["batch"] + 1, cell["batch"]):  # whole batches: one jit
+            t += 1
+            rows = order[lo:lo + cell["batch"]]
+            params, m, v = step(params, m, v, t, Xj[rows], yj[rows])
+        jax.block_until_ready(params)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+RUNNERS = {"fastbp": epochs_fastbp, "torch": epochs_torch, "jax": epochs_jax}
+
+
+def worker(library, threads, cells):
+    """In a fresh process: median epoch ms of every cell (None where the library fails)."""
+    if library == "torch":
+        import torch
+        torch.set_num_threads(threads)
+    if library == "fastbp":
+        import fastbp
+        fastbp.set_num_threads(threads)
+    out = []
+    for cell in cells:
+        try:
+            times = RUNNERS[library](cell)
+            out.append(float(np.median(times[1:])) * 1e3)
+        except Exception as error:  # noqa: BLE001  (a missing peer, an unsupported shape)
+            out.append(None)
+            print(f"{library} {cell}: {type(error).__name__}: {error}", file=sys.stderr)
+    return out
+
+
+def installed(library):
+    if library == "fastbp":
+        return True
+    import importlib.util
+    return importlib.util.find_spec(library) is not None
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--worker", nargs=2, metavar=("LIBRARY", "THREADS"))
+    args = parser.parse_args()
+    cells = grid(args.quick)
+    if args.worker:
+        library, threads = args.worker[0], int(args.worker[1])
+        print(json.dumps(worker(library, threads, cells)))
+        return
+    results = {}
+    for library in (lib for lib in RUNNERS if installed(lib)):
+        for threads in (2, 1):
+            env = dict(os.environ, OMP_NUM_THREADS=str(threads),
+                       OPENBLAS_NUM_THREADS=str(threads), NUMBA_NUM_THREADS=str(threads),
+                       XLA_FLAGS=f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'}"
+                       f" intra_op_parallelism_threads={threads}")
+            command = [sys.executable, __file__, "--worker", library, str(threads)]
+            if args.quick:
+                command.insert(2, "--quick")
+            start = time.perf_counter()
+            run = subprocess.run(command, capture_output=True, text=True, env=env)
+            if run.returncode != 0:
+                print(run.stderr[-2000:], file=sys.stderr)
+                continue
+            results[(library, threads)] = json.loads(run.stdout.strip().splitlines()[-1])
+            print(f"{library} on {threads} thread(s): {time.perf_counter() - start:.0f} s",
+                  file=sys.stderr)
+    write(cells, results)
+
+
+def write(cells, results):
+    peers = sorted({lib for lib, _ in results if lib != "fastbp"})
+    lines = [f"Epoch time, ms (median of epochs 2-{EPOCHS}, {ROWS} rows, Adam), "
+             f"{time.strftime('%Y-%m-%d')}, `python bench/sweep.py{' --quick' if len(cells) < 100 else ''}`",
+             "",
+             "| depth | width | batch | inputs | act | task | " + " | ".join(
+                 f"{lib} {t}t" for lib in ["fastbp"] + peers for t in (2, 1)) +
+             " | fastbp / best peer, 2t | 1t |",
+             "|" + "---|" * (6 + 2 * (1 + len(peers)) + 2)]
+    speedups = []
+    for i, cell in enumerate(cells):
+        row = [str(cell[k]) for k in ("depth", "width", "batch", "inputs", "act", "task")]
+        figures = {}
+        for lib in ["fastbp"] + peers:
+            for t in (2, 1):
+                value = results.get((lib, t), [None] * len(cells))[i]
+                figures[(lib, t)] = value
+                row.append("-" if value is None else f"{value:.1f}")
+        ratios = []
+        for t in (2, 1):
+            best = min((figures[(lib, t)] for lib in peers if figures[(lib, t)]), default=None)
+            ours = figures[("fastbp", t)]
+            ratios.append(best / ours if best and ours else None)
+        speedups.append(ratios[0])
+        row += ["-" if r is None else f"{r:.2f}x" for r in ratios]
+        lines.append("| " + " | ".join(row) + " |")
+    text = "\n".join(lines) + "\n"
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    with open(os.path.join(HERE, "results", "sweep.md"), "w") as handle:
+        handle.write(text)
+    print(text)
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    values = np.array([np.nan if s is None else s for s in speedups])
+    labels = [f"d{c['depth']} w{c['width']} b{c['batch']} i{c['inputs']} {c['act'][:4]} "
+              f"{c['task'][:3]}" for c in cells]
+    figure, axes = plt.subplots(figsize=(6, max(3, 0.22 * len(cells))))
+    image = axes.imshow(values.reshape(-1, 1), cmap="RdYlGn", vmin=0.5, vmax=2.0,
+                        aspect="auto")
+    axes.set_yticks(range(len(cells)), labels, fontsize=6)
+    axes.set_xticks([0], ["fastbp / best peer, 2 threads"])
+    for i, v in enumerate(values):
+        if not np.isnan(v):
+            axes.text(0, i, f"{v:.2f}x", ha="center", va="center", fontsize=6)
+    figure.colorbar(image)
+    figure.tight_layout()
+    figure.savefig(os.path.join(HERE, "results", "sweep.png"), dpi=120)
+
+
+if __name__ == "__main__":
+    main()

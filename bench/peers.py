@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from workloads import WORKLOADS, data
+from workloads import WORKLOADS, data, epoch_clock
 
 
 def _evaluate(name, out, y):
@@ -31,20 +31,13 @@ def _best_of(f, repeats=3):
 
 
 def run_fastbp(name, epochs, threads, backend="numba"):
-    import fastbp
     from workloads import fastbp_model
 
     X, y = data(name)
     batch = WORKLOADS[name][4]
     model = fastbp_model(name, backend)
     times = []
-
-    class Clock(fastbp.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            times.append(time.perf_counter() - self.start)
+    Clock = epoch_clock(times)
 
     start = time.perf_counter()
     model.fit(X, y, epochs=1, batch_size=batch, callbacks=[Clock()], verbose=0)

@@ -22,6 +22,8 @@ import time
 
 import numpy as np
 
+from workloads import epoch_clock
+
 ROWS, EPOCHS = 8192, 4
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -58,14 +60,8 @@ def epochs_fastbp(cell):
                                                      else None)], seed=0)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy" if k > 1 else "mse")
     times = []
-
-    class Clock(fastbp.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            times.append(time.perf_counter() - self.start)
-    model.fit(X, y, batch_size=cell["batch"], epochs=EPOCHS, verbose=0, callbacks=[Clock()])
+    model.fit(X, y, batch_size=cell["batch"], epochs=EPOCHS, verbose=0,
+              callbacks=[epoch_clock(times)()])
     return times
 
 

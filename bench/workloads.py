@@ -5,6 +5,8 @@ T (f, classes); regression targets are the first column of X @ T plus 0.1 noise.
 are ReLU; the output is softmax + cross-entropy or linear + squared error; Adam, lr 1e-3.
 """
 
+import time
+
 import numpy as np
 
 #: name -> (n, features, hidden widths, outputs, batch, task)
@@ -57,3 +59,16 @@ def fastbp_model(name, backend="numba", seed=0):
     model.compile(optimizer=fastbp.optimizers.Adam(learning_rate=1e-3), loss=loss,
                   backend=backend)
     return model
+
+
+def epoch_clock(times):
+    """A fastbp callback class whose instances append each epoch's wall time to ``times``."""
+    import fastbp
+
+    class Clock(fastbp.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.start)
+    return Clock

@@ -192,3 +192,13 @@ CK_WAY = 1           # how it ran: CK_PARALLEL, CK_SERIAL, or CK_UNTIMED (anothe
 N_CK = 2
 CK_UNTIMED, CK_SERIAL, CK_PARALLEL = -1.0, 0.0, 1.0
 CK_PROBE_RUN = 4     # batches in a row run the other way by each probe
+CK_PROBE_FIRST = 16  # probe period until both ways have CK_MIN_SAMPLES timed batches
+CK_MIN_SAMPLES = 8   # timed batches of each way before the loop compares them
+
+# --- the ways of the epoch loop and their timings (``ways``, float64 (N_WAYS,)) -----------
+W_PARALLEL = 0       # 1.0: batches run in parallel (but for probes); the loop writes its last
+W_PAR_TICKS = 1      # ticks of the timed parallel batches, summed
+W_PAR_N = 2          # how many
+W_SER_TICKS = 3      # ticks of the timed serial batches, summed
+W_SER_N = 4          # how many
+N_WAYS = 5

@@ -1,6 +1,6 @@
 """Backends: the compiled kernels or the NumPy reference, behind the same three calls.
 
-* ``train_epoch(args, threads, parallel, probe, clock, replicas)``: one epoch (``args`` are
+* ``train_epoch(args, threads, ways, probe, clock, replicas)``: one epoch (``args`` are
   the reference's ``train_epoch`` arguments, in order); returns ``(status, t,
   parallel_batches)``.
 * ``infer(X, Y, labels, sw, ops, opf, loss, loss_param, acc_kind, params, aux, acts, deltas,
@@ -70,7 +70,7 @@ class NumbaBackend:
         from .kernels import epoch, inference
         self._epoch, self._infer = epoch, inference
 
-    def train_epoch(self, args, threads=1, parallel=True, probe=0, clock=None, replicas=None):
+    def train_epoch(self, args, threads=1, ways=None, probe=0, clock=None, replicas=None):
         args = list(args)
         for i in _READ_ONLY:
             args[i] = frozen(args[i])
@@ -80,10 +80,13 @@ class NumbaBackend:
         grads = args[20]
         if clock is None:
             clock = np.zeros((codes.N_CK, 0))
+        if ways is None:  # parallel, fixed
+            ways = np.zeros(codes.N_WAYS)
+            ways[codes.W_PARALLEL] = 1.0
         if replicas is None:
             replicas = np.zeros((grads.shape[0], 0), np.float32)
         sync = np.zeros(self._epoch.sync_words(grads.shape[0]), np.int64)
-        kernel_args = (np.int64(threads), *args, bool(parallel), _threads.RUNNING,
+        kernel_args = (np.int64(threads), *args, ways, _threads.RUNNING,
                        np.int64(probe), clock, sync, replicas)
         ready(self._epoch.train_epoch, (np.int64(0),) + kernel_args)
         status, t, parallel_batches = _threads.run(self._epoch.train_epoch, threads,
@@ -148,7 +151,7 @@ class NumpyBackend:
         from .reference import epoch, inference, optim
         self._epoch, self._infer, self._optim = epoch, inference, optim
 
-    def train_epoch(self, args, threads=1, parallel=True, probe=0, clock=None, replicas=None):
+    def train_epoch(self, args, threads=1, ways=None, probe=0, clock=None, replicas=None):
         status, t = self._epoch.train_epoch(*args)
         return int(status), int(t), 0
 

@@ -43,40 +43,41 @@ def replicate(n_params, shard_rows, shards):
 
 
 class ShardScheduler:
-    """Whether the next epoch runs its row shards in parallel, from the measured cost of each way.
+    """Whether the batches of the next epoch run their row shards in parallel, from the measured
+    cost of each way; the compiled loop carries the choice on within the epoch.
 
-    Two shards on two threads pay when both cores stay free for the whole epoch. On a shared
-    machine where another process takes a core now and then, every small batch waits at the
-    barrier for the descheduled thread: the ``reg`` workload (batch 32, two shards of 16 rows)
-    was measured at 287 k samples/s with 2 threads against 534 k with 1, in the same run. Both
-    ways compute the same bits, so for such fine-grained shards (fewer than ``FINE_FLOPS``
-    floating-point operations per shard and step) the epoch loop times every batch with the
-    cycle counter and runs a few of them the other way: ``CK_PROBE_RUN`` batches in a row in
-    every ``PROBE_FIRST`` of the first epoch (a quarter), in every ``PROBE_EVERY`` after that
-    (one in 32). In a serial epoch the helper threads wait for those, first spinning, then
-    giving their core away at every turn. The first batch after a change of way is not timed:
-    it pays for the switch (a helper thread starting, or waking from its wait). Each way is scored by the mean cost of its batches
-    timed in the latest ``HORIZON`` steps, and the next epoch takes the cheaper one. Both ways
-    are timed in the same epochs, under the same load. The mean, not the median: the batches a
-    descheduled thread stretches at the barrier are the very cost of the parallel way on a
-    busy machine. A horizon in steps, not a count of batches: the way that runs only in
-    probes gets few batches per epoch, and with the latest 256 of them kept, `small` stayed
-    serial for 7 epochs after a CPU hog on the second core stopped (32 ms epochs instead of
-    23), its parallel mean held up by batches timed under the hog. (This replaced whole probe
-    epochs: with a serial second epoch in every fit, a 6-epoch fit of ``small`` spent one
-    epoch in five at 31 ms instead of 24.) Coarser shards always run in parallel: there the
-    barrier costs little. Without a cycle counter (not x86) every batch reads 0 ticks and the
-    parallel way stays.
+    Two shards on two threads pay when both cores stay free. On a shared machine where another
+    process takes a core, every batch waits at the barrier for the descheduled thread: the
+    ``reg`` workload (batch 32, two shards of 16 rows) ran at 287 k samples/s with 2 threads
+    against 534 k with 1, in the same run, and coarse shards lose too (``medium``, batch 256:
+    490 ms epochs on 2 threads against 315 ms on 1, ``bench/hog.py``). Both ways compute the
+    same bits, so the epoch loop times every batch with the cycle counter and runs a few of
+    them the other way: ``CK_PROBE_RUN`` batches in a row in every ``CK_PROBE_FIRST`` until
+    each way has ``CK_MIN_SAMPLES`` timed batches, then in every ``PROBE_EVERY``. From then on,
+    before every batch, the loop takes the way whose timed batches cost less on average
+    (``kernels.clock.choose_way``): a fit that starts on a busy machine goes serial within its
+    first few dozen batches. In a serial stretch the helper threads wait for those probes,
+    first spinning, then yielding, then asleep (``kernels.shared.pause``), so that they take
+    nothing from the leader. The first batch after a change of way is not timed: it pays for
+    the switch (a helper thread starting, or waking). Between epochs this keeps the batches
+    timed in the latest ``HORIZON`` steps and seeds the next epoch's loop with them. The mean,
+    not the median: the batches a descheduled thread stretches at the barrier are the very
+    cost of the parallel way on a busy machine. A horizon in steps, not a count of batches:
+    the way that runs only in probes gets few batches per epoch, and with the latest 256 of
+    them kept, `small` stayed serial for 7 epochs after a CPU hog on the second core stopped
+    (32 ms epochs instead of 23), its parallel mean held up by batches timed under the hog.
+    (This replaced whole probe epochs: with a serial second epoch in every fit, a 6-epoch fit
+    of ``small`` spent one epoch in five at 31 ms instead of 24.) Without a cycle counter
+    (not x86) every batch reads 0 ticks and the parallel way stays, unprobed.
     """
 
     FINE_FLOPS = 16e6
-    PROBE_FIRST, PROBE_EVERY = 16, 128
+    PROBE_EVERY = 128
     HORIZON = 1024  # steps: timings older than this are dropped
-    MIN_SAMPLES = 8  # batches of each way needed before the choice can change
 
     def __init__(self, n_params, shard_rows):
         self.key = (n_params, shard_rows)  # the shape whose timings this keeps
-        self.adaptive = self.fine(n_params, shard_rows)
+        self.adaptive = True
         self.epoch = 0
         self.steps = 0  # batches recorded so far
         # per way: (step of each timed batch, its ticks), replaced whole by ``record``, so an
@@ -92,15 +93,22 @@ class ShardScheduler:
         return 6.0 * n_params * shard_rows < cls.FINE_FLOPS
 
     def choose(self):
-        """True: run the next epoch's batches in parallel (but for the probes)."""
+        """True: the next epoch starts with its batches in parallel (but for the probes)."""
         return self.choice or not self.adaptive
 
     def probe(self):
-        """Every how many steps the next epoch runs ``CK_PROBE_RUN`` batches the other way
-        (0: none)."""
-        if not self.adaptive:
-            return 0
-        return self.PROBE_FIRST if self.epoch == 0 else self.PROBE_EVERY
+        """The probe period of the next epoch once both ways are timed (0: no probes)."""
+        return self.PROBE_EVERY if self.adaptive else 0
+
+    def ways(self):
+        """The next epoch's ``ways`` (``codes.N_WAYS``,): the way to start with and the
+        ticks and counts of the batches timed within the horizon."""
+        ways = np.zeros(codes.N_WAYS)
+        ways[codes.W_PARALLEL] = 1.0 if self.choose() else 0.0
+        par, ser = self.timings[True][1], self.timings[False][1]
+        ways[codes.W_PAR_TICKS], ways[codes.W_PAR_N] = par.sum(), len(par)
+        ways[codes.W_SER_TICKS], ways[codes.W_SER_N] = ser.sum(), len(ser)
+        return ways
 
     def record(self, clock):
         """Read the epoch just run from the loop's ``clock`` (N_CK, batches): ticks and way of
@@ -121,8 +129,8 @@ class ShardScheduler:
         if adaptive and len(par) + len(ser) > 0 and not (par.any() or ser.any()):
             adaptive = False  # no cycle counter here
         choice = self.choice
-        if len(par) >= self.MIN_SAMPLES and len(ser) >= self.MIN_SAMPLES:
-            choice = bool(par.mean() <= ser.mean())
+        if len(par) >= codes.CK_MIN_SAMPLES and len(ser) >= codes.CK_MIN_SAMPLES:
+            choice = bool(par.sum() * len(ser) <= ser.sum() * len(par))  # as choose_way
         # one assignment: an interrupt leaves either the old state or the new one
         self.__dict__.update(timings=timings, steps=steps, adaptive=adaptive, choice=choice,
                              epoch=self.epoch + 1)

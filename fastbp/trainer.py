@@ -78,15 +78,15 @@ class EpochRunner:
         saved = (self.params.copy(), self.aux.copy(), self.state.copy(), opt.iterations)
         start = opt.iterations
         with _threads.running():
-            # the scheduler picks parallel or serial batches by their measured cost (same
-            # bits), timing a few batches the other way; the compiled loop dismisses its helper
-            # threads as soon as another fit or predict is under way (checked before every
-            # batch): that caller holds a core already.
+            # the scheduler and the compiled loop pick parallel or serial batches by their
+            # measured cost (same bits), timing a few batches the other way; the loop
+            # dismisses its helper threads as soon as another fit or predict is under way
+            # (checked before every batch): that caller holds a core already.
             alone = _threads.alone()
             threads = _threads.threads_for(self.shards) if self.threaded and alone else 1
-            parallel = self.scheduler.choose()
+            ways = self.scheduler.ways()
             probe = self.scheduler.probe() if threads > 1 else 0
-            if threads > 1 and not parallel and probe == 0:
+            if threads > 1 and not self.scheduler.choose() and probe == 0:
                 threads = 1
             replicas = self.replicas if hyper[codes.HP_CLIPNORM] <= 0.0 else None
             self.clock[codes.CK_WAY] = codes.CK_UNTIMED
@@ -94,7 +94,7 @@ class EpochRunner:
             # weights must not depend on it (nor on what other threads do)
             with _threads.single_threaded_blas(self.backend.name == "numba"):
                 status, t, self.parallel_batches = self.backend.train_epoch(
-                    self.arguments(order, stats, hyper, opt.code), threads, parallel, probe,
+                    self.arguments(order, stats, hyper, opt.code), threads, ways, probe,
                     self.clock, replicas)
             if threads > 1:
                 self.scheduler.record(self.clock)
@@ -332,7 +332,7 @@ class FullBatchObjective:
         args[17] = step
         threads = _threads.threads_for(r.shards) if r.threaded and _threads.alone() else 1
         with _threads.running(), _threads.single_threaded_blas():
-            status, _, _ = r.backend.train_epoch(tuple(args), threads, True, 0, None, None)
+            status, _, _ = r.backend.train_epoch(tuple(args), threads, None, 0, None, None)
         if status != codes.OK:  # a loss that is not finite: no sums were kept
             return np.inf, r.buf["grads"][0]
         return stats[0, codes.ST_LOSS] / stats[0, codes.ST_ROWS], r.buf["grads"][0]

@@ -13,6 +13,7 @@ import pytest
 
 import fastbp
 from fastbp import _threads, codes, engine, scheduler
+from fastbp.kernels import clock
 
 SCRIPT = """
 import hashlib, numpy as np, fastbp
@@ -109,16 +110,26 @@ def test_models_train_and_predict_concurrently_in_threads():
         np.testing.assert_array_equal(model.params, expected)
 
 
+def pinned_ways(parallel):
+    """A ``ways`` array whose timings never count enough (``CK_MIN_SAMPLES``) for the loop to
+    change way: ``parallel`` throughout, probes every ``CK_PROBE_FIRST`` when probing."""
+    ways = np.zeros(codes.N_WAYS)
+    ways[codes.W_PARALLEL] = float(parallel)
+    ways[codes.W_PAR_N] = ways[codes.W_SER_N] = -1e9
+    return ways
+
+
 def spy_on_epochs(monkeypatch, force=None):
     """Record ``(threads, parallel, probe, parallel_batches, clock)`` of every compiled epoch;
-    ``force`` = (parallel, probe) overrides the scheduler's choice."""
+    ``force`` = (parallel, probe) overrides the scheduler's choice (the way pinned)."""
     seen = []
     epoch = engine.NumbaBackend.train_epoch
 
-    def spy(self, args, threads=1, parallel=True, probe=0, clock=None, replicas=None):
+    def spy(self, args, threads=1, ways=None, probe=0, clock=None, replicas=None):
         if force is not None:
-            parallel, probe = force
-        result = epoch(self, args, threads, parallel, probe, clock, replicas)
+            ways, probe = pinned_ways(force[0]), force[1]
+        parallel = ways is None or bool(ways[codes.W_PARALLEL])
+        result = epoch(self, args, threads, ways, probe, clock, replicas)
         seen.append((threads, parallel, probe, result[2],
                      None if clock is None else clock.copy()))
         return result
@@ -171,54 +182,79 @@ def test_a_call_starting_mid_epoch_turns_the_remaining_batches_serial(monkeypatc
 
 
 def drive(sched, cost, epochs, batches=1024, steps=None):
-    """Run ``scheduler`` for ``epochs`` simulated epochs as the compiled loop would: the way it
-    chooses, the other way for its probes (``CK_PROBE_RUN`` steps in a row in every
-    ``probe``), batch b of epoch e costing ``cost(e, b, parallel)`` ticks, untimed after a
-    change of way. ``steps`` ([int]) carries the step counter over calls. Returns the way
+    """Run ``scheduler`` for ``epochs`` simulated epochs as the compiled loop does, with the
+    loop's own choice (``kernels.clock``, run as Python): before each batch the way of the
+    lower mean once both ways have enough timed batches, the other way for its probes; batch
+    b of epoch e costing ``cost(e, b, parallel)`` ticks, untimed after a change of way and at
+    an epoch's start. ``steps`` ([int]) carries the step counter over calls. Returns the way
     each batch ran, per epoch (lists of bools)."""
+    choose_way, probe_batch = clock.choose_way.py_func, clock.probe_batch.py_func
+    time_batch = clock.time_batch.py_func
     steps = [0] if steps is None else steps
-    ways, last = [], None
+    result = []
     for epoch in range(epochs):
-        parallel, probe = sched.choose(), sched.probe()
-        clock = np.zeros((codes.N_CK, batches))
-        epoch_ways = []
+        ways, probe = sched.ways(), sched.probe()
+        record = np.zeros((codes.N_CK, batches))
+        epoch_ways, last = [], None
         for b in range(batches):
-            par = parallel != (probe > 0 and steps[0] % probe >= probe - codes.CK_PROBE_RUN)
-            clock[codes.CK_TICKS, b] = cost(epoch, b, par)
-            clock[codes.CK_WAY, b] = (codes.CK_UNTIMED if par != last else
-                                      codes.CK_PARALLEL if par else codes.CK_SERIAL)
+            parallel, every = choose_way(ways, probe)
+            par = parallel != probe_batch(every, steps[0])
+            spent = cost(epoch, b, par)
+            if par == last:
+                time_batch(ways, par, spent)
+            record[codes.CK_TICKS, b] = spent
+            record[codes.CK_WAY, b] = (codes.CK_UNTIMED if par != last else
+                                       codes.CK_PARALLEL if par else codes.CK_SERIAL)
             epoch_ways.append(par)
             last = par
             steps[0] += 1
-        sched.record(clock)
-        ways.append(epoch_ways)
-    return ways
+        sched.record(record)
+        result.append(epoch_ways)
+    return result
 
 
 def serial_share(epoch_ways):
     return 1 - sum(epoch_ways) / len(epoch_ways)
 
 
+def serial_steps(epoch_ways):
+    return [b for b, par in enumerate(epoch_ways) if not par]
+
+
 def test_shard_scheduler_probes_a_few_batches_and_keeps_the_cheaper_way():
-    """Parallel batches cheaper: a quarter of the first epoch's batches run serially, four
-    in a row, then one in 32; serial cheaper (a busy machine, from epoch 5): the next epoch
-    is serial but for one batch in 32, which run in parallel."""
+    """Parallel batches cheaper: the first epoch probes 4 serial batches in a row in every
+    16 until 8 of them are timed (the first of each run is untimed), then 4 in every
+    128 x 1.5 (the serial way is 1.5x dearer); a busy machine from epoch 5 on: the loop goes
+    serial within that epoch, and later epochs probe the parallel way 4 steps in 128 x 3."""
     quiet = lambda e, b, par: 1000.0 if par else 1500.0  # noqa: E731
-    ways = drive(scheduler.ShardScheduler(1000, 16), quiet, 8)
-    assert serial_share(ways[0]) == 0.25 and ways[0][8:16] == [True] * 4 + [False] * 4
-    assert all(serial_share(w) == 1 / 32 for w in ways[1:])
+    ways = drive(scheduler.ShardScheduler(1000, 16), quiet, 3)
+    # the 8th timed serial batch is step 46: the loop compares from then on
+    assert serial_steps(ways[0])[:11] == [12, 13, 14, 15, 28, 29, 30, 31, 44, 45, 46]
+    assert serial_steps(ways[0])[11:15] == [188, 189, 190, 191]  # 192 = 128 x 1.5
+    assert all(abs(serial_share(w) - 4 / 192) < 0.003 for w in ways[1:])
     busy = lambda e, b, par: 1000.0 if par and e < 5 else 3000.0 if par else 1500.0  # noqa: E731
-    ways = drive(scheduler.ShardScheduler(1000, 16), busy, 10)
-    assert all(serial_share(w) == 1 / 32 for w in ways[1:6])
-    assert all(serial_share(w) == 1 - 1 / 32 for w in ways[6:])  # switched after epoch 5
+    ways = drive(scheduler.ShardScheduler(1000, 16), busy, 8)
+    assert all(serial_share(w) < 0.03 for w in ways[1:5])
+    assert 0.2 < serial_share(ways[5]) < 0.9  # switched within epoch 5
+    assert all(serial_share(w) > 0.97 for w in ways[6:])
+
+
+def test_a_fit_starting_on_a_busy_machine_goes_serial_in_its_first_epoch():
+    """Parallel batches dearer from the start: serial after the 3 probe runs that time 8 of
+    them, within the first 48 steps, and the later probes (4 parallel steps) rare: one run in
+    128 x 3 steps."""
+    busy = lambda e, b, par: 3000.0 if par else 1000.0  # noqa: E731
+    ways = drive(scheduler.ShardScheduler(1000, 16), busy, 2)
+    assert not any(ways[0][48:48 + 300])
+    assert serial_share(ways[1]) > 1 - 4 / 384 - 0.003
 
 
 @pytest.mark.skipif(_threads.n_shards(64) < 2, reason="no parallel shards here")
 @pytest.mark.parametrize("parallel", [True, False])
 def test_epoch_loop_runs_probes_in_a_row_and_does_not_time_the_batch_after_a_switch(
         parallel, monkeypatch):
-    """The first epoch of a fine-grained model: steps 12-15 of every 16 the other way, the
-    rest the epoch's way; each batch's ticks recorded, but a batch whose predecessor ran the
+    """An epoch whose way is pinned (its timings never enough to compare): steps 12-15 of
+    every 16 the other way, the rest the epoch's way; each batch's ticks recorded, but a batch whose predecessor ran the
     other way is untimed (it pays for the switch), and so is the first (it pays for starting
     the helper thread)."""
     from fastbp.kernels import fpmode
@@ -230,7 +266,7 @@ def test_epoch_loop_runs_probes_in_a_row_and_does_not_time_the_batch_after_a_swi
     model.compile(optimizer="adam", loss="mse")
     model.fit(X, X[:, 0], epochs=1, batch_size=64, verbose=0)
     (threads, _, probe, parallel_batches, clock), = epochs
-    assert threads == 2 and probe == scheduler.ShardScheduler.PROBE_FIRST == 16
+    assert threads == 2 and probe == codes.CK_PROBE_FIRST == 16
     steps = np.arange(100)
     together = (steps % 16 >= 16 - codes.CK_PROBE_RUN) != parallel
     switched = np.r_[True, together[1:] != together[:-1]]
@@ -249,45 +285,49 @@ def test_shard_scheduler_counts_the_batches_a_busy_machine_stretches():
     parallel stays."""
     def cost(every):
         return lambda e, b, par: (10000.0 if b % every == 3 else 1000.0) if par else 1500.0
-    ways = drive(scheduler.ShardScheduler(1000, 16), cost(10), 4)
-    assert all(serial_share(w) == 1 - 1 / 32 for w in ways[1:])
-    ways = drive(scheduler.ShardScheduler(1000, 16), cost(50), 4)
-    assert all(serial_share(w) == 1 / 32 for w in ways[1:])
+    ways = drive(scheduler.ShardScheduler(1000, 16), cost(10), 3)
+    assert all(serial_share(w) > 0.95 for w in ways[1:])
+    ways = drive(scheduler.ShardScheduler(1000, 16), cost(50), 3)
+    assert all(serial_share(w) < 0.05 for w in ways[1:])
 
 
 def test_shard_scheduler_forgets_timings_older_than_its_horizon():
-    """Under a CPU hog, parallel batches cost 100 times a serial one and the scheduler goes
-    serial; once the hog stops, its probes' new timings, no longer outweighed by the hog's
-    (dropped after ``HORIZON`` steps), bring parallel back within two epochs."""
+    """Under a CPU hog (epochs 1-4), parallel batches cost 100 times a serial one and the
+    loop goes serial, probing parallel rarely (64 x 128 steps); once the hog stops, the hog's
+    timings drop out of the horizon, the loop probes again every 16 steps until it has 8
+    new timings, and parallel is back within the next epoch."""
     def cost(epoch, b, par):
         if par:
             return 100000.0 if 1 <= epoch <= 4 else 1000.0
         return 1500.0
     ways = drive(scheduler.ShardScheduler(1000, 16), cost, 9, batches=1024)
-    assert serial_share(ways[1]) == 1 / 32  # parallel, under the hog
-    assert all(serial_share(w) == 1 - 1 / 32 for w in ways[2:6])  # serial
-    assert serial_share(ways[7]) == 1 / 32 and serial_share(ways[8]) == 1 / 32  # back by epoch 7
+    assert serial_share(ways[0]) < 0.05
+    assert all(serial_share(w) > 0.95 for w in ways[2:5])  # serial under the hog
+    assert serial_share(ways[5]) < 0.1 and all(serial_share(w) < 0.05 for w in ways[6:])
 
 
 def test_shard_scheduler_needs_a_few_batches_of_each_way_to_switch():
-    """Short epochs (20 batches): the first, probed at a quarter, times 3 serial batches (4
-    in a row, the first untimed), too few to turn the choice; later probes (4 steps in 128)
-    fall in every sixth epoch or so and add up until there are enough."""
+    """Short epochs (20 batches): each times 3 serial batches of a probe run (4 in a row in
+    16 steps, the first untimed); they add up over epochs, and the loop goes serial once it
+    has 8, in the third epoch."""
     cost = lambda e, b, par: 3000.0 if par else 1000.0  # noqa: E731
     sched, steps = scheduler.ShardScheduler(1000, 16), [0]
     drive(sched, cost, 1, batches=20, steps=steps)
     assert sched.choose() and len(sched.samples[False]) == 3
-    drive(sched, cost, 6, batches=20, steps=steps)  # steps 124-127 in epoch 6
+    drive(sched, cost, 1, batches=20, steps=steps)  # steps 28-31
     assert sched.choose() and len(sched.samples[False]) == 6
-    drive(sched, cost, 6, batches=20, steps=steps)  # steps 252-255 in epoch 12
-    assert not sched.choose()
+    ways = drive(sched, cost, 1, batches=20, steps=steps)  # steps 44-47, then serial
+    assert not sched.choose() and not any(ways[0][8:])
 
 
-def test_shard_scheduler_always_parallel_for_coarse_shards_or_without_a_cycle_counter():
+def test_shard_scheduler_adapts_coarse_shards_too_and_stays_parallel_without_a_counter():
+    """Coarse shards (a wide network) go serial on a busy machine as fine ones do: with the
+    other core taken, a parallel batch waits for it whatever its size. Without a cycle
+    counter every batch reads 0 ticks: parallel, and no more probes."""
     busy = lambda e, b, par: 3000.0 if par else 1500.0  # noqa: E731
     sched = scheduler.ShardScheduler(10 ** 6, 256)
-    assert sched.probe() == 0
-    assert all(all(w) for w in drive(sched, busy, 5))
+    assert sched.probe() > 0
+    assert serial_share(drive(sched, busy, 2)[1]) > 0.97
     no_counter = lambda e, b, par: 0.0  # noqa: E731
     sched = scheduler.ShardScheduler(1000, 16)
     drive(sched, no_counter, 1)

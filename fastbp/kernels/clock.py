@@ -19,6 +19,10 @@ from numba.extending import intrinsic
 
 from .._jit import jit
 from .._platform import X86
+from ..codes import (
+    CK_MIN_SAMPLES, CK_PROBE_FIRST, CK_PROBE_RUN, W_PAR_N, W_PAR_TICKS, W_PARALLEL, W_SER_N,
+    W_SER_TICKS,
+)
 
 
 @intrinsic
@@ -40,3 +44,55 @@ else:
     def ticks():
         """0: no cycle counter read on this processor."""
         return np.int64(0)
+
+
+# --- choosing the way of each batch from the timings -----------------------------------------
+
+
+@jit(inline="always")
+def choose_way(ways, probe):
+    """The epoch loop's way for its next batches: ``(parallel, every)``.
+
+    ways : float64 array of shape (N_WAYS,)
+        ``ways[W_PARALLEL]`` the way so far; the summed ticks and counts of the timed batches
+        of each way (the scheduler's recent ones, then this epoch's, ``time_batch``).
+    probe : int
+        The probe period once both ways have ``CK_MIN_SAMPLES`` timed batches (0: no
+        probes, the way is fixed).
+
+    Once both ways have enough timed batches, the way of the lower mean, and probes every
+    ``probe * r`` steps, r the ratio of the means (at most 64); before, the way so far, and
+    probes every ``CK_PROBE_FIRST`` steps, to get those timings soon. (Means compared without dividing: no counter reads 0 ticks on
+    both sides, and parallel stays.)
+    """
+    parallel = ways[W_PARALLEL] != 0.0
+    if probe <= 0:
+        return parallel, np.int64(0)
+    if ways[W_PAR_N] < CK_MIN_SAMPLES or ways[W_SER_N] < CK_MIN_SAMPLES:
+        return parallel, np.int64(CK_PROBE_FIRST)
+    par, ser = ways[W_PAR_TICKS] * ways[W_SER_N], ways[W_SER_TICKS] * ways[W_PAR_N]
+    parallel = par <= ser
+    ways[W_PARALLEL] = 1.0 if parallel else 0.0
+    # probes of a way r times dearer come r times rarer: whatever r, they cost at most
+    # CK_PROBE_RUN / probe of the epoch (3 % at 4 in 128)
+    cheap, dear = (par, ser) if parallel else (ser, par)
+    ratio = min(dear / cheap, 64.0) if cheap > 0.0 else 1.0
+    return parallel, np.int64(probe * ratio)
+
+
+@jit(inline="always")
+def probe_batch(every, t):
+    """Whether step t runs the other way: among the last ``CK_PROBE_RUN`` of every ``every``
+    steps (0: never)."""
+    return every > 0 and t % every >= every - CK_PROBE_RUN
+
+
+@jit(inline="always")
+def time_batch(ways, together, spent):
+    """Count a timed batch of ``spent`` ticks in ``ways`` (parallel when ``together``)."""
+    if together:
+        ways[W_PAR_TICKS] += spent
+        ways[W_PAR_N] += 1.0
+    else:
+        ways[W_SER_TICKS] += spent
+        ways[W_SER_N] += 1.0

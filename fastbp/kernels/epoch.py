@@ -30,11 +30,11 @@ import numpy as np
 
 from .._jit import jit
 from ..codes import (
-    CK_PARALLEL, CK_PROBE_RUN, CK_SERIAL, CK_TICKS, CK_UNTIMED, CK_WAY, HP_CLIPNORM, HP_LR,
+    CK_PARALLEL, CK_SERIAL, CK_TICKS, CK_UNTIMED, CK_WAY, HP_CLIPNORM, HP_LR,
     LP_PENALTY_PER_SAMPLE, NADAM, NO_STEP, OK, SC_PER_STEP, ST_LOSS, ST_PENALTY,
     ST_ROWS,
 )
-from .clock import ticks
+from .clock import choose_way, probe_batch, ticks, time_batch
 from .fpmode import flush_denormals, set_fp_mode
 from .network import loss_norm, shard_gradient, split
 from .optim import advance_mu_product, clip_scale
@@ -122,16 +122,10 @@ def run_batch(s, together, k, phases, data, rows, norm, net, loss, loss_param, a
     return value
 
 
-@jit(inline="always")
-def probe_batch(probe, t):
-    """Whether step t is among the last ``CK_PROBE_RUN`` of every ``probe`` (0: never)."""
-    return probe > 0 and t % probe >= probe - CK_PROBE_RUN
-
-
 @jit
 def train_epoch(s, n_threads, X, csr, Y, labels, sw, order, batch_size, ops, opf, runs, loss,
                 loss_param, acc_kind, opt, hyper, sched, state, t, params, aux, grads, xb, acts,
-                deltas, seg, scratch, stats, diag, prev, seed, parallel, running, probe, clock,
+                deltas, seg, scratch, stats, diag, prev, seed, ways, running, probe, clock,
                 sync, replicas):
     """Train for one epoch as thread s of ``n_threads``: every mini-batch of ``order``,
     forward, backward and update.
@@ -184,16 +178,21 @@ def train_epoch(s, n_threads, X, csr, Y, labels, sw, order, batch_size, ops, opf
         Diagnostics scratch.
     seed : int
         Dropout's seed.
-    parallel : bool
-        The way of this epoch's batches when ``n_threads`` = S: parallel, or serial (the
-        leader alone, the helpers waiting), but for the scheduler's probes (``probe``).
+    ways : float64 array of shape (N_WAYS,)
+        The way of the batches when ``n_threads`` = S, parallel or serial (the leader alone,
+        the helpers waiting), and the ticks of the timed batches of each way: the leader
+        adds this epoch's (``clock.time_batch``) and, with ``probe``, goes the way of the
+        lower mean as soon as both ways have enough (``clock.choose_way``), so a fit that
+        starts on a busy machine changes way within its first epoch. On return,
+        ``ways[W_PARALLEL]`` is the last way chosen.
     running : int64 array of shape (1,)
         ``running[0]`` is the count of fastbp's compiled calls under way in the process (kept
         by ``fastbp._threads``), read before every batch: above 1, the helpers leave and the
         leader runs the rest of the epoch alone.
     probe : int
         When positive, the batch of step t runs the other way when t modulo ``probe`` is among
-        its last ``CK_PROBE_RUN`` values, to time that way.
+        its last ``CK_PROBE_RUN`` values, to time that way (modulo ``CK_PROBE_FIRST`` while
+        either way has fewer than ``CK_MIN_SAMPLES`` timed batches); 0: the way is fixed.
     clock : float64 array of shape (N_CK, B), B at least the number of batches
         Receives each batch's cycle-counter ticks (``clock[CK_TICKS]``; 0 where no counter is
         read) and how it ran (``clock[CK_WAY]``: ``CK_PARALLEL``, ``CK_SERIAL``, or
@@ -256,7 +255,8 @@ def train_epoch(s, n_threads, X, csr, Y, labels, sw, order, batch_size, ops, opf
             if helpers and not alone:
                 store(sync, ORDER, -1)  # the helpers leave; the rest runs here
                 helpers = False
-            together = helpers and parallel != probe_batch(probe, t)
+            parallel, every = choose_way(ways, probe)
+            together = helpers and parallel != probe_batch(every, t)
             if per_step and opt != NO_STEP:
                 hyper[HP_LR] = scheduled_lr(sched, float(t))
             if together:
@@ -306,9 +306,12 @@ def train_epoch(s, n_threads, X, csr, Y, labels, sw, order, batch_size, ops, opf
         pen = ordered_sum(chunk_out)
         value += pen
         way = 1 if together else 0
+        timed = alone and way == last_way
+        spent = ticks() - began
+        if timed and helpers:
+            time_batch(ways, together, float(spent))
         if b < clock.shape[1]:
-            clock[CK_TICKS, b] = ticks() - began
-            timed = alone and way == last_way
+            clock[CK_TICKS, b] = spent
             clock[CK_WAY, b] = CK_UNTIMED if not timed else CK_PARALLEL if together else CK_SERIAL
         last_way = way
         if not np.isfinite(value):

@@ -29,6 +29,15 @@ SY_LINE = 16
 #: every turn (``sched_yield``): on a machine with more runnable threads than cores, the thread
 #: it waits for may need that core
 SPINS = 1024
+#: after this many turns of giving its core away (a few hundred microseconds on an idle core),
+#: a waiting thread sleeps at every turn, ``NAP_US`` microseconds more every ``NAP_TURNS``
+#: turns, up to ``NAP_MAX_US``. A thread that only yields stays runnable: with another
+#: process busy on one of two cores, the helper threads of a serial stretch of an epoch,
+#: yielding, took a third of the leader's core, and every batch ran 2x slower than on one
+#: thread (``bench/hog.py``). Asleep, they take nothing; a helper woken late costs the first
+#: batch after a switch to parallel, which the scheduler does not time.
+YIELDS = 512
+NAP_US, NAP_TURNS, NAP_MAX_US = 50, 16, 1000
 
 
 def _pointer(context, builder, array_type, array, index):
@@ -99,6 +108,26 @@ def _yield_cpu(typingctx):
     return types.void(), codegen
 
 
+@intrinsic
+def _nap(typingctx, us):
+    if not isinstance(us, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        if sys.platform == "win32":  # Sleep's unit is a millisecond: yield instead
+            fn = cgutils.get_or_insert_function(builder.module,
+                                                ir.FunctionType(ir.IntType(32), []),
+                                                "SwitchToThread")
+            builder.call(fn, [])
+        else:
+            fn = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.IntType(32), [ir.IntType(32)]), "usleep")
+            builder.call(fn, [builder.trunc(args[0], ir.IntType(32))
+                              if args[0].type.width > 32 else args[0]])
+        return context.get_dummy_value()
+    return types.void(us), codegen
+
+
 @jit(inline="always")
 def calls_under_way(running):
     """``running[0]`` read afresh (running: int64 array of shape (1,), or longer)."""
@@ -121,11 +150,14 @@ def store(a, i, v):
 @jit(inline="always")
 def pause(turn):
     """One turn of a wait loop: a spin hint (x86 PAUSE) for the first ``SPINS`` turns, then
-    the core given away (``sched_yield``)."""
+    the core given away (``sched_yield``) for ``YIELDS`` turns, then naps, longer and longer
+    (``NAP_US``)."""
     if turn < SPINS:
         _spin_hint()
-    else:
+    elif turn < SPINS + YIELDS:
         _yield_cpu()
+    else:
+        _nap(min(NAP_MAX_US, NAP_US * (1 + (turn - SPINS - YIELDS) // NAP_TURNS)))
 
 
 @jit(inline="always")

@@ -1,8 +1,10 @@
 """Epoch time over a grid of network and batch shapes: fastbp against PyTorch eager and JAX
-(jit per step), each library in a process of its own, on 2 threads and on 1.
+(one jit per step, and one per epoch with ``lax.scan``) and scikit-learn, each library in a
+process of its own, on 2 threads and on 1 (the process pinned to one core).
 
-    python bench/sweep.py --quick            # 24 cells, a few minutes
+    python bench/sweep.py --quick            # 32 cells, about 10 minutes
     python bench/sweep.py                    # the full grid (depth 1-6, widths 16-1024, ...)
+    python bench/sweep.py --quick --avx2     # every library held to AVX2 (AVX-512 masked)
 
 Each cell trains a ReLU (or tanh) MLP with Adam on 8,192 random rows (10 classes, or one
 regression target) for 4 epochs; the median of the last 3 epochs' wall time is the cell's
@@ -30,9 +32,23 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def grid(quick):
     if quick:
-        return [dict(depth=d, width=w, batch=b, inputs=i, act="relu", task="classification")
-                for d, w, b, i in itertools.product((1, 3), (16, 128, 512), (32, 256),
-                                                    (32, 256))]
+        cells = [dict(depth=d, width=w, batch=b, inputs=i, act="relu", task="classification")
+                 for d, w, b, i in itertools.product((1, 3), (16, 128, 512), (32, 256),
+                                                     (32, 256))]
+        # and the grid's other corners: depth 6, width 1024, tapering, batches 16 and 2048,
+        # 8 and 1024 inputs, tanh, regression
+        for d, w, b, i, act, task, taper in (
+                (6, 64, 128, 64, "tanh", "regression", 1),
+                (6, 256, 64, 32, "relu", "classification", 1),
+                (2, 1024, 2048, 1024, "relu", "classification", 1),
+                (2, 1024, 64, 512, "tanh", "classification", 1),
+                (4, 512, 128, 128, "relu", "classification", 2),
+                (3, 256, 32, 1024, "relu", "regression", 2),
+                (1, 256, 16, 8, "tanh", "regression", 1),
+                (3, 32, 2048, 8, "relu", "regression", 1)):
+            cells.append(dict(depth=d, width=w, batch=b, inputs=i, act=act, task=task,
+                              taper=taper))
+        return cells
     cells = []
     for d, w, b, i, act, task in itertools.product((1, 2, 4, 6), (16, 64, 256, 1024),
                                                    (16, 128, 2048), (8, 128, 1024),
@@ -40,6 +56,17 @@ def grid(quick):
                                                    ("classification", "regression")):
         cells.append(dict(depth=d, width=w, batch=b, inputs=i, act=act, task=task))
     return cells
+
+
+def hidden(cell):
+    """The hidden widths of a cell: ``depth`` layers of ``width``, or tapering from
+    ``width`` by ``taper`` per layer."""
+    taper = cell.get("taper", 1)
+    return tuple(max(1, cell["width"] // taper ** i) for i in range(cell["depth"]))
+
+
+def width_label(cell):
+    return "-".join(map(str, hidden(cell))) if cell.get("taper", 1) > 1 else str(cell["width"])
 
 
 def data(cell):
@@ -55,7 +82,7 @@ def epochs_fastbp(cell):
     X, y = data(cell)
     k = 10 if cell["task"] == "classification" else 1
     layers = [fastbp.Input((cell["inputs"],))] + [
-        fastbp.Dense(cell["width"], activation=cell["act"]) for _ in range(cell["depth"])]
+        fastbp.Dense(h, activation=cell["act"]) for h in hidden(cell)]
     model = fastbp.Sequential(layers + [fastbp.Dense(k, activation="softmax" if k > 1
                                                      else None)], seed=0)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy" if k > 1 else "mse")
@@ -70,10 +97,10 @@ def epochs_torch(cell):
     X, y = data(cell)
     k = 10 if cell["task"] == "classification" else 1
     modules, width = [], cell["inputs"]
-    for _ in range(cell["depth"]):
-        modules += [torch.nn.Linear(width, cell["width"]),
+    for h in hidden(cell):
+        modules += [torch.nn.Linear(width, h),
                     torch.nn.ReLU() if cell["act"] == "relu" else torch.nn.Tanh()]
-        width = cell["width"]
+        width = h
     net = torch.nn.Sequential(*modules, torch.nn.Linear(width, k))
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     Xt = torch.from_numpy(X)
@@ -98,7 +125,7 @@ def epochs_jax(cell):
     X, y = data(cell)
     k = 10 if cell["task"] == "classification" else 1
     key = jax.random.PRNGKey(0)
-    sizes = [cell["inputs"]] + [cell["width"]] * cell["depth"] + [k]
+    sizes = [cell["inputs"], *hidden(cell), k]
     params = []
     for a, b in zip(sizes[:-1], sizes[1:]):
         key, sub = jax.random.split(key)
@@ -141,11 +168,96 @@ def epochs_jax(cell):
     return times
 
 
-RUNNERS = {"fastbp": epochs_fastbp, "torch": epochs_torch, "jax": epochs_jax}
+def epochs_jax_scan(cell):
+    """JAX with one jitted call per epoch: the step of ``epochs_jax`` inside ``lax.scan`` over
+    the epoch's batches (the strongest JAX variant of BENCHMARKS.md on small networks)."""
+    import jax
+    import jax.numpy as jnp
+    X, y = data(cell)
+    k = 10 if cell["task"] == "classification" else 1
+    key = jax.random.PRNGKey(0)
+    sizes = [cell["inputs"], *hidden(cell), k]
+    params = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        key, sub = jax.random.split(key)
+        params.append((jax.random.normal(sub, (a, b)) * jnp.sqrt(2.0 / a), jnp.zeros(b)))
+    act = jax.nn.relu if cell["act"] == "relu" else jnp.tanh
+    batch = cell["batch"]
+    n_batches = ROWS // batch
+
+    def loss(p, xb, yb):
+        h = xb
+        for W, b in p[:-1]:
+            h = act(h @ W + b)
+        out = h @ p[-1][0] + p[-1][1]
+        if k > 1:
+            return -jnp.mean(jax.nn.log_softmax(out)[jnp.arange(xb.shape[0]), yb])
+        return jnp.mean((out[:, 0] - yb) ** 2)
+
+    def step(carry, batch_data):
+        p, m, v, t = carry
+        xb, yb = batch_data
+        t = t + 1
+        g = jax.grad(loss)(p, xb, yb)
+        m = jax.tree_util.tree_map(lambda a, b: 0.9 * a + 0.1 * b, m, g)
+        v = jax.tree_util.tree_map(lambda a, b: 0.999 * a + 0.001 * b * b, v, g)
+        scale = 1e-3 * jnp.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)
+        p = jax.tree_util.tree_map(lambda a, b, c: a - scale * b / (jnp.sqrt(c) + 1e-7), p, m, v)
+        return (p, m, v, t), None
+
+    @jax.jit
+    def epoch(carry, Xj, yj, order):
+        xs = Xj[order].reshape(n_batches, batch, -1)
+        ys = yj[order].reshape(n_batches, batch)
+        carry, _ = jax.lax.scan(step, carry, (xs, ys))
+        return carry
+
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+    carry = (params, zeros, zeros, jnp.float32(0.0))
+    Xj, yj = jnp.asarray(X), jnp.asarray(y)
+    times = []
+    rng = np.random.default_rng(0)
+    for _ in range(EPOCHS):
+        start = time.perf_counter()
+        order = jnp.asarray(rng.permutation(ROWS)[:n_batches * batch])  # whole batches
+        carry = epoch(carry, Xj, yj, order)
+        jax.block_until_ready(carry)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def epochs_sklearn(cell):
+    """scikit-learn's MLP, solver adam, ``partial_fit`` = one epoch."""
+    import warnings
+
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+    X, y = data(cell)
+    cls = MLPClassifier if cell["task"] == "classification" else MLPRegressor
+    model = cls(hidden_layer_sizes=hidden(cell), activation=cell["act"],
+                batch_size=cell["batch"], solver="adam", random_state=0)
+    times = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(EPOCHS):
+            start = time.perf_counter()
+            if cls is MLPClassifier:
+                model.partial_fit(X, y, classes=np.arange(10))
+            else:
+                model.partial_fit(X, y)
+            times.append(time.perf_counter() - start)
+    return times
+
+
+RUNNERS = {"fastbp": epochs_fastbp, "torch": epochs_torch, "jax": epochs_jax,
+           "jax_scan": epochs_jax_scan, "sklearn": epochs_sklearn}
 
 
 def worker(library, threads, cells):
-    """In a fresh process: median epoch ms of every cell (None where the library fails)."""
+    """In a fresh process: median epoch ms of every cell (None where the library fails).
+    One thread: the process is pinned to one core before any library loads (JAX's CPU
+    client, told to use one thread by XLA_FLAGS, still ran its products on two cores)."""
+    if threads == 1 and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     if library == "torch":
         import torch
         torch.set_num_threads(threads)
@@ -167,12 +279,16 @@ def installed(library):
     if library == "fastbp":
         return True
     import importlib.util
-    return importlib.util.find_spec(library) is not None
+    module = {"jax_scan": "jax"}.get(library, library)
+    return importlib.util.find_spec(module) is not None
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--avx2", action="store_true",
+                        help="every library held to AVX2 (AVX-512 masked), as on a CPU "
+                             "without it; writes sweep-avx2.md and .png")
     parser.add_argument("--worker", nargs=2, metavar=("LIBRARY", "THREADS"))
     args = parser.parse_args()
     cells = grid(args.quick)
@@ -187,6 +303,9 @@ def main():
                        OPENBLAS_NUM_THREADS=str(threads), NUMBA_NUM_THREADS=str(threads),
                        XLA_FLAGS=f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'}"
                        f" intra_op_parallelism_threads={threads}")
+            if args.avx2:
+                env.update(AVX2_ONLY)
+                env["XLA_FLAGS"] += " --xla_cpu_max_isa=AVX2"
             command = [sys.executable, __file__, "--worker", library, str(threads)]
             if args.quick:
                 command.insert(2, "--quick")
@@ -198,13 +317,22 @@ def main():
             results[(library, threads)] = json.loads(run.stdout.strip().splitlines()[-1])
             print(f"{library} on {threads} thread(s): {time.perf_counter() - start:.0f} s",
                   file=sys.stderr)
-    write(cells, results)
+    write(cells, results, "sweep-avx2" if args.avx2 else "sweep")
 
 
-def write(cells, results):
+#: the environment that holds each library to AVX2 + FMA: Numba's target (fastbp's portable
+#: x86-64-v3 code, as its wheel ships), OpenBLAS's kernels (fastbp's products, NumPy's,
+#: scikit-learn's), PyTorch's kernels and oneDNN; XLA's through XLA_FLAGS
+AVX2_ONLY = {"NUMBA_CPU_NAME": "x86-64-v3", "NUMBA_CPU_FEATURES": "",
+             "OPENBLAS_CORETYPE": "Haswell", "ATEN_CPU_CAPABILITY": "avx2",
+             "DNNL_MAX_CPU_ISA": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+
+
+def write(cells, results, name="sweep"):
     peers = sorted({lib for lib, _ in results if lib != "fastbp"})
+    flags = (" --quick" if len(cells) < 100 else "") + (" --avx2" if "avx2" in name else "")
     lines = [f"Epoch time, ms (median of epochs 2-{EPOCHS}, {ROWS} rows, Adam), "
-             f"{time.strftime('%Y-%m-%d')}, `python bench/sweep.py{' --quick' if len(cells) < 100 else ''}`",
+             f"{time.strftime('%Y-%m-%d')}, `python bench/sweep.py{flags}`",
              "",
              "| depth | width | batch | inputs | act | task | " + " | ".join(
                  f"{lib} {t}t" for lib in ["fastbp"] + peers for t in (2, 1)) +
@@ -212,7 +340,8 @@ def write(cells, results):
              "|" + "---|" * (6 + 2 * (1 + len(peers)) + 2)]
     speedups = []
     for i, cell in enumerate(cells):
-        row = [str(cell[k]) for k in ("depth", "width", "batch", "inputs", "act", "task")]
+        row = [str(cell["depth"]), width_label(cell)] + [
+            str(cell[k]) for k in ("batch", "inputs", "act", "task")]
         figures = {}
         for lib in ["fastbp"] + peers:
             for t in (2, 1):
@@ -229,7 +358,7 @@ def write(cells, results):
         lines.append("| " + " | ".join(row) + " |")
     text = "\n".join(lines) + "\n"
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", "sweep.md"), "w") as handle:
+    with open(os.path.join(HERE, "results", name + ".md"), "w") as handle:
         handle.write(text)
     print(text)
     try:
@@ -239,7 +368,7 @@ def write(cells, results):
     except ImportError:
         return
     values = np.array([np.nan if s is None else s for s in speedups])
-    labels = [f"d{c['depth']} w{c['width']} b{c['batch']} i{c['inputs']} {c['act'][:4]} "
+    labels = [f"d{c['depth']} w{width_label(c)} b{c['batch']} i{c['inputs']} {c['act'][:4]} "
               f"{c['task'][:3]}" for c in cells]
     figure, axes = plt.subplots(figsize=(6, max(3, 0.22 * len(cells))))
     image = axes.imshow(values.reshape(-1, 1), cmap="RdYlGn", vmin=0.5, vmax=2.0,
@@ -251,7 +380,7 @@ def write(cells, results):
             axes.text(0, i, f"{v:.2f}x", ha="center", va="center", fontsize=6)
     figure.colorbar(image)
     figure.tight_layout()
-    figure.savefig(os.path.join(HERE, "results", "sweep.png"), dpi=120)
+    figure.savefig(os.path.join(HERE, "results", name + ".png"), dpi=120)
 
 
 if __name__ == "__main__":

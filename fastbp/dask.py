@@ -19,7 +19,9 @@ new random order every epoch; the client then averages the blocks' weights and o
 states, weighted by the rows each trained on, and sends the average out for the next round.
 An epoch is over when every block has visited its rows. ``sync_every=1`` is synchronous
 data-parallel SGD with the gradients averaged over the blocks' batches; larger values trade
-fidelity to single-machine training for fewer round trips. The loss curve, ``tol`` and
+fidelity to single-machine training for fewer round trips. Adam's second moment, which each
+block estimates from its share of the batch, is pooled to the whole batch's at every
+averaging (``pooled_second_moment``). The loss curve, ``tol`` and
 ``n_iter_no_change`` work on the training loss as locally; only constant learning rates.
 """
 
@@ -356,9 +358,15 @@ def _fit_averaged(self, futures, spec, fit_key, rows, sync_every):
             share = trained / trained.sum()
             weights = np.sum([s * r[0].astype(np.float64) for s, r in zip(share, results)],
                              axis=0).astype(np.float32)
+            sent = state
             state = np.sum([s * r[1].astype(np.float64) for s, r in zip(share, results)],
-                           axis=0).astype(np.float32)
-            t += max(r[2] for r in results)
+                           axis=0)
+            steps = max(r[2] for r in results)
+            t += steps
+            if opt.code in (codes.ADAM, codes.ADAMW) and len(results) > 1:
+                state = pooled_second_moment(sent, state, len(results), steps, opt.beta_1,
+                                             opt.beta_2, t)
+            state = state.astype(np.float32)
             stats = np.sum([r[4] for r in results], axis=0)
             total = stats if total is None else total + stats
             self.n_rounds_ += 1
@@ -379,6 +387,29 @@ def _fit_averaged(self, futures, spec, fit_key, rows, sync_every):
     self._link()
     self._publish(np.float64)
     return self
+
+
+def pooled_second_moment(sent, averaged, k, steps, beta_1, beta_2, t):
+    """Adam's averaged state ``(m, v)`` (2, P) after a round in which ``k`` blocks each took
+    ``steps`` steps on its share of the global batch from the state ``sent``, with the round's
+    addition to ``v`` made that of the whole batch.
+
+    Each block's ``v`` follows the squares of its own gradients, computed on 1/k of the batch:
+    E[g_k^2] = mu^2 + k sigma^2, where the whole batch's is mu^2 + sigma^2 (mu the mean
+    gradient, sigma^2 the variance of a whole batch's). Averaged as it is, ``v`` overstates
+    the noise k-fold and every step shrinks: at 40,000 rows on 4 blocks the averaged fit
+    reached 0.861 test accuracy after 5 epochs against 0.926 locally. The round added
+    a = v_avg - beta_2^steps v_sent, (1 - beta_2^steps) times the blocks' mean E[g_k^2]; it is
+    replaced by a / k + (1 - 1/k) (1 - beta_2^steps) mu^2, with mu from the averaged ``m``
+    (bias-corrected to step ``t``). What ``v`` carried from earlier rounds stays as it was.
+    """
+    m = averaged[0]
+    decay = beta_2 ** steps
+    added = averaged[1] - decay * sent[1]
+    mu = m / (1.0 - beta_1 ** t)
+    out = averaged.copy()
+    out[1] = decay * sent[1] + added / k + (1.0 - 1.0 / k) * (1.0 - decay) * mu * mu
+    return out
 
 
 class MLPClassifier(_Distributed, _LocalClassifier):

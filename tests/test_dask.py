@@ -77,6 +77,34 @@ def test_a_hidden_network_and_dataframes(client, data):
     assert dist.n_iter_ == 60
 
 
+def test_pooled_second_moment_is_that_of_the_whole_batch():
+    """Rounds of 10 Adam steps on k = 4 blocks, each block's gradients noisier by sqrt(k) than
+    the whole batch's: the blocks' plainly averaged v carries k times the noise; pooled after
+    every round it stays within 10% of a single machine's v on the whole batch, and the first
+    moment is left as averaged."""
+    rng = np.random.default_rng(0)
+    k, p, b1, b2 = 4, 2000, 0.9, 0.999
+    mu = rng.standard_normal(p) * 0.1
+
+    def steps(state, noise, n=10):
+        state = state.copy()
+        for _ in range(n):
+            g = mu + noise * rng.standard_normal(p)
+            state[0] = b1 * state[0] + (1 - b1) * g
+            state[1] = b2 * state[1] + (1 - b2) * g * g
+        return state
+
+    whole, pooled, plain = np.zeros((2, p)), np.zeros((2, p)), np.zeros((2, p))
+    for r in range(1, 61):
+        whole = steps(whole, 1.0)
+        averaged = np.mean([steps(pooled, np.sqrt(k)) for _ in range(k)], axis=0)
+        pooled = fastbp.dask.pooled_second_moment(pooled, averaged, k, 10, b1, b2, 10 * r)
+        np.testing.assert_array_equal(pooled[0], averaged[0])
+        plain = np.mean([steps(plain, np.sqrt(k)) for _ in range(k)], axis=0)
+    assert abs(pooled[1].mean() / whole[1].mean() - 1) < 0.1
+    assert plain[1].mean() / whole[1].mean() > 3
+
+
 def test_data_parallel_adam(client, data):
     """Model averaging: one block trains as a local fit does (its rows in another random
     order); two blocks come within 3 points of its test accuracy after the same epochs (the

@@ -46,10 +46,30 @@ def test_readme_examples_run(tmp_path, monkeypatch):
     assert len(blocks) >= 2
     monkeypatch.chdir(tmp_path)
     for i, code in enumerate(blocks):
+        if 'if __name__ == "__main__":' in code:  # a script (a cluster's worker processes)
+            continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             exec(compile(code, f"README.md block {i}", "exec"), {})
     assert (tmp_path / "digits.npz").exists()
+
+
+def test_readme_scaling_out_example_runs_as_a_script(tmp_path):
+    """The README's cluster example, run as the script it is (its ``__main__`` guard: the
+    local cluster's worker processes import the main module): it starts two workers, fits by
+    distributed L-BFGS and prints a held-out accuracy."""
+    import re
+    pytest.importorskip("distributed")
+    text = (ROOT / "README.md").read_text()
+    scripts = [code for code in re.findall(r"```python\n(.*?)```", text, re.S)
+               if 'if __name__ == "__main__":' in code]
+    assert len(scripts) == 1
+    path = tmp_path / "scaling_out.py"
+    path.write_text(scripts[0])
+    result = subprocess.run([sys.executable, "-W", "ignore", str(path)], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert float(result.stdout.strip().splitlines()[-1]) > 0.9
 
 
 def test_early_stopping_example_saves_its_curves(tmp_path):

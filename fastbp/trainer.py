@@ -38,7 +38,13 @@ class EpochRunner:
         self.data = data
         self.n = len(data[0])
         self.batch_size = min(batch_size, self.n)
-        self.shards = 1 if layout.has_batchnorm else _threads.n_shards(self.batch_size)
+        # row shards per batch: one per core where an epoch is long enough to start threads
+        # for; else one (shards run one after the other cost their fixed work twice: 2 shards
+        # on one thread made a 3 x 16 network's epochs 2.2x slower than 1 shard, bench/sweep.py).
+        # Neither depends on the thread count, so neither do the bits.
+        self.shards = (1 if layout.has_batchnorm
+                       or not scheduler.worth_threads(layout.n_params, len(data[0]))
+                       else _threads.n_shards(self.batch_size))
         self.diagnostics = diagnostics
         self.buf = layout.shard_buffers(self.batch_size, self.shards, diagnostics)
         self.kernel_X, self.csr = sparse.kernel_input(data[0])
@@ -50,8 +56,7 @@ class EpochRunner:
         self.scheduler = scheduler.ShardScheduler(layout.n_params, shard_rows)
         self.clock = np.zeros((codes.N_CK, -(-self.n // self.batch_size)))  # batch timings
         # threads pay for their start on epochs long enough, and only on compiled code
-        self.threaded = (backend.name == "numba" and self.shards > 1
-                         and scheduler.worth_threads(layout.n_params, self.n))
+        self.threaded = backend.name == "numba" and self.shards > 1
         # a copy of the weights and optimizer state per thread where the parameters are many
         # for a shard's rows (kernels.epoch.train_epoch)
         self.replicas = None

@@ -498,3 +498,29 @@ def test_predictions_do_not_depend_on_the_thread_count():
         outputs.append(model.predict(X))
     for other in outputs[1:]:
         np.testing.assert_array_equal(other, outputs[0])
+
+
+def test_an_epoch_too_short_for_threads_runs_one_shard(monkeypatch):
+    """Below ``MIN_PARALLEL_FLOPS`` an epoch runs on one thread, and with one shard (shards
+    run one after the other pay their fixed work once each); above, one shard per core (at
+    most one per 16 rows). Neither depends on the thread count."""
+    from fastbp import trainer
+    shards = []
+    init = trainer.EpochRunner.__init__
+
+    def spy(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        shards.append((self.shards, self.threaded))
+
+    monkeypatch.setattr(trainer.EpochRunner, "__init__", spy)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((1000, 8)).astype(np.float32)
+    for threads in (1, 2):
+        with _threads.limit(threads):
+            model = fastbp.Sequential([fastbp.Dense(16, activation="relu"), fastbp.Dense(1)])
+            model.compile(optimizer="adam", loss="mse")
+            model.fit(X, X[:, 0], epochs=1, batch_size=64, verbose=0)
+    assert shards == [(1, False), (1, False)]
+    monkeypatch.setattr(scheduler, "MIN_PARALLEL_FLOPS", 0)
+    model.fit(X, X[:, 0], epochs=1, batch_size=64, verbose=0)
+    assert shards[-1] == (_threads.n_shards(64), _threads.n_shards(64) > 1)

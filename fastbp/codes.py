@@ -193,7 +193,8 @@ N_CK = 2
 CK_UNTIMED, CK_SERIAL, CK_PARALLEL = -1.0, 0.0, 1.0
 CK_PROBE_RUN = 4     # batches in a row run the other way by each probe
 CK_PROBE_FIRST = 16  # probe period until both ways have CK_MIN_SAMPLES timed batches
-CK_MIN_SAMPLES = 8   # timed batches of each way before the loop compares them
+CK_MIN_SAMPLES = 8   # timed batches of each way before the loop compares them, or
+CK_MIN_TICKS = 3e7   # ... 2 of them if they took this many ticks (10 ms at 3 GHz) in all
 
 # --- the ways of the epoch loop and their timings (``ways``, float64 (N_WAYS,)) -----------
 W_PARALLEL = 0       # 1.0: batches run in parallel (but for probes); the loop writes its last

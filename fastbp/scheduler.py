@@ -42,6 +42,13 @@ def replicate(n_params, shard_rows, shards):
 # --- parallel or serial shards, by measurement ---------------------------------------------
 
 
+def enough(samples):
+    """Whether these timed batches (ticks) suffice to compare a way by (as the loop's
+    ``kernels.clock.timed_enough``)."""
+    return len(samples) >= codes.CK_MIN_SAMPLES or (
+        len(samples) >= 2 and samples.sum() >= codes.CK_MIN_TICKS)
+
+
 class ShardScheduler:
     """Whether the batches of the next epoch run their row shards in parallel, from the measured
     cost of each way; the compiled loop carries the choice on within the epoch.
@@ -53,7 +60,8 @@ class ShardScheduler:
     490 ms epochs on 2 threads against 315 ms on 1, ``bench/hog.py``). Both ways compute the
     same bits, so the epoch loop times every batch with the cycle counter and runs a few of
     them the other way: ``CK_PROBE_RUN`` batches in a row in every ``CK_PROBE_FIRST`` until
-    each way has ``CK_MIN_SAMPLES`` timed batches, then in every ``PROBE_EVERY``. From then on,
+    each way has enough timed batches (``CK_MIN_SAMPLES``, or 2 long ones), then in every
+    ``PROBE_EVERY`` x r, r the ratio of the two ways' mean costs. From then on,
     before every batch, the loop takes the way whose timed batches cost less on average
     (``kernels.clock.choose_way``): a fit that starts on a busy machine goes serial within its
     first few dozen batches. In a serial stretch the helper threads wait for those probes,
@@ -129,7 +137,7 @@ class ShardScheduler:
         if adaptive and len(par) + len(ser) > 0 and not (par.any() or ser.any()):
             adaptive = False  # no cycle counter here
         choice = self.choice
-        if len(par) >= codes.CK_MIN_SAMPLES and len(ser) >= codes.CK_MIN_SAMPLES:
+        if enough(par) and enough(ser):
             choice = bool(par.sum() * len(ser) <= ser.sum() * len(par))  # as choose_way
         # one assignment: an interrupt leaves either the old state or the new one
         self.__dict__.update(timings=timings, steps=steps, adaptive=adaptive, choice=choice,

@@ -278,6 +278,18 @@ def test_epoch_loop_runs_probes_in_a_row_and_does_not_time_the_batch_after_a_swi
         assert np.all(clock[codes.CK_TICKS] > 0)
 
 
+def test_long_batches_need_one_probe_run():
+    """Batches of 1e8 ticks (tens of milliseconds: a wide network): 2 timed serial batches
+    are enough, so the first epoch of a quiet machine runs 3 of its batches serially (the
+    first untimed), not 11; a busy one goes serial after the first probe run."""
+    quiet = lambda e, b, par: 1e8 if par else 1.8e8  # noqa: E731
+    ways = drive(scheduler.ShardScheduler(10 ** 6, 256), quiet, 1, batches=39)
+    assert serial_steps(ways[0]) == [12, 13, 14]
+    busy = lambda e, b, par: 1.2e8 if par else 1e8  # noqa: E731
+    ways = drive(scheduler.ShardScheduler(10 ** 6, 256), busy, 1, batches=39)
+    assert not any(ways[0][16:])
+
+
 def test_shard_scheduler_counts_the_batches_a_busy_machine_stretches():
     """A tenth of the parallel batches wait tenfold at the barrier (a descheduled thread): the
     typical parallel batch is cheaper than a serial one, the average one is dearer, and the

@@ -20,7 +20,7 @@ from numba.extending import intrinsic
 from .._jit import jit
 from .._platform import X86
 from ..codes import (
-    CK_MIN_SAMPLES, CK_PROBE_FIRST, CK_PROBE_RUN, W_PAR_N, W_PAR_TICKS, W_PARALLEL, W_SER_N,
+    CK_MIN_SAMPLES, CK_MIN_TICKS, CK_PROBE_FIRST, CK_PROBE_RUN, W_PAR_N, W_PAR_TICKS, W_PARALLEL, W_SER_N,
     W_SER_TICKS,
 )
 
@@ -50,6 +50,15 @@ else:
 
 
 @jit(inline="always")
+def timed_enough(n, spent):
+    """Whether ``n`` timed batches of ``spent`` ticks in all are enough to compare a way by:
+    ``CK_MIN_SAMPLES`` of them, or 2 of long batches (``CK_MIN_TICKS``), whose timings vary
+    less and whose probes cost more (4 serial batches of 39 made a wide network's first epoch
+    10% longer on a quiet machine)."""
+    return n >= CK_MIN_SAMPLES or (n >= 2.0 and spent >= CK_MIN_TICKS)
+
+
+@jit(inline="always")
 def choose_way(ways, probe):
     """The epoch loop's way for its next batches: ``(parallel, every)``.
 
@@ -60,7 +69,8 @@ def choose_way(ways, probe):
         The probe period once both ways have ``CK_MIN_SAMPLES`` timed batches (0: no
         probes, the way is fixed).
 
-    Once both ways have enough timed batches, the way of the lower mean, and probes every
+    Once both ways have enough timed batches (``timed_enough``), the way of the lower mean,
+    and probes every
     ``probe * r`` steps, r the ratio of the means (at most 64); before, the way so far, and
     probes every ``CK_PROBE_FIRST`` steps, to get those timings soon. (Means compared without dividing: no counter reads 0 ticks on
     both sides, and parallel stays.)
@@ -68,7 +78,8 @@ def choose_way(ways, probe):
     parallel = ways[W_PARALLEL] != 0.0
     if probe <= 0:
         return parallel, np.int64(0)
-    if ways[W_PAR_N] < CK_MIN_SAMPLES or ways[W_SER_N] < CK_MIN_SAMPLES:
+    if not (timed_enough(ways[W_PAR_N], ways[W_PAR_TICKS])
+            and timed_enough(ways[W_SER_N], ways[W_SER_TICKS])):
         return parallel, np.int64(CK_PROBE_FIRST)
     par, ser = ways[W_PAR_TICKS] * ways[W_SER_N], ways[W_SER_TICKS] * ways[W_PAR_N]
     parallel = par <= ser

@@ -127,10 +127,11 @@ def epochs_torch(cell):
     return times
 
 
-def epochs_jax(cell):
+def jax_network(cell):
+    """The cell's network in JAX: ``(params, adam_step)``, ``adam_step(p, m, v, t, xb, yb)``
+    one Adam step (lr 1e-3) returning ``(p, m, v)``, to be jitted by the caller."""
     import jax
     import jax.numpy as jnp
-    X, y = data(cell)
     k = 10 if cell["task"] == "classification" else 1
     key = jax.random.PRNGKey(0)
     sizes = [cell["inputs"], *hidden(cell), k]
@@ -149,11 +150,7 @@ def epochs_jax(cell):
             return -jnp.mean(jax.nn.log_softmax(out)[jnp.arange(xb.shape[0]), yb])
         return jnp.mean((out[:, 0] - yb) ** 2)
 
-    m = jax.tree_util.tree_map(jnp.zeros_like, params)
-    v = jax.tree_util.tree_map(jnp.zeros_like, params)
-
-    @jax.jit
-    def step(p, m, v, t, xb, yb):
+    def adam_step(p, m, v, t, xb, yb):
         g = jax.grad(loss)(p, xb, yb)
         m = jax.tree_util.tree_map(lambda a, b: 0.9 * a + 0.1 * b, m, g)
         v = jax.tree_util.tree_map(lambda a, b: 0.999 * a + 0.001 * b * b, v, g)
@@ -161,6 +158,18 @@ def epochs_jax(cell):
         p = jax.tree_util.tree_map(lambda a, b, c: a - scale * b / (jnp.sqrt(c) + 1e-7), p, m, v)
         return p, m, v
 
+    return params, adam_step
+
+
+def epochs_jax(cell):
+    """JAX with one jitted call per step, a Python loop over the batches."""
+    import jax
+    import jax.numpy as jnp
+    X, y = data(cell)
+    params, adam_step = jax_network(cell)
+    m = jax.tree_util.tree_map(jnp.zeros_like, params)
+    v = jax.tree_util.tree_map(jnp.zeros_like, params)
+    step = jax.jit(adam_step)
     Xj, yj = jnp.asarray(X), jnp.asarray(y)
     times, t = [], 0
     rng = np.random.default_rng(0)
@@ -182,35 +191,14 @@ def epochs_jax_scan(cell):
     import jax
     import jax.numpy as jnp
     X, y = data(cell)
-    k = 10 if cell["task"] == "classification" else 1
-    key = jax.random.PRNGKey(0)
-    sizes = [cell["inputs"], *hidden(cell), k]
-    params = []
-    for a, b in zip(sizes[:-1], sizes[1:]):
-        key, sub = jax.random.split(key)
-        params.append((jax.random.normal(sub, (a, b)) * jnp.sqrt(2.0 / a), jnp.zeros(b)))
-    act = jax.nn.relu if cell["act"] == "relu" else jnp.tanh
+    params, adam_step = jax_network(cell)
     batch = cell["batch"]
     n_batches = ROWS // batch
 
-    def loss(p, xb, yb):
-        h = xb
-        for W, b in p[:-1]:
-            h = act(h @ W + b)
-        out = h @ p[-1][0] + p[-1][1]
-        if k > 1:
-            return -jnp.mean(jax.nn.log_softmax(out)[jnp.arange(xb.shape[0]), yb])
-        return jnp.mean((out[:, 0] - yb) ** 2)
-
     def step(carry, batch_data):
         p, m, v, t = carry
-        xb, yb = batch_data
         t = t + 1
-        g = jax.grad(loss)(p, xb, yb)
-        m = jax.tree_util.tree_map(lambda a, b: 0.9 * a + 0.1 * b, m, g)
-        v = jax.tree_util.tree_map(lambda a, b: 0.999 * a + 0.001 * b * b, v, g)
-        scale = 1e-3 * jnp.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)
-        p = jax.tree_util.tree_map(lambda a, b, c: a - scale * b / (jnp.sqrt(c) + 1e-7), p, m, v)
+        p, m, v = adam_step(p, m, v, t, *batch_data)
         return (p, m, v, t), None
 
     @jax.jit

@@ -8,9 +8,9 @@ process of its own, on 2 threads and on 1 (the process pinned to one core).
 
 Each cell trains a ReLU (or tanh) MLP with Adam on 8,192 random rows (10 classes, or one
 regression target) for 4 epochs (12 where an epoch is under 2 GFLOP); the median of the
-epochs after the first is the cell's figure. Writes ``bench/results/sweep.md`` (the table: ms per epoch per library and thread
-count, and fastbp's speed-up over the fastest peer) and ``bench/results/sweep.png`` (that
-speed-up as a heat map, 2 threads). Peers that are not installed are left out (``pip install
+epochs after the first is the cell's figure. Writes ``bench/results/sweep.md`` (the table:
+ms per epoch per library and thread count, and fastbp's speed-up over the fastest peer) and
+``bench/results/sweep.png`` (that speed-up as a heat map, 2 threads). Peers that are not installed are left out (``pip install
 torch==2.13.0 jax``).
 """
 

@@ -192,8 +192,8 @@ CK_WAY = 1           # how it ran: CK_PARALLEL, CK_SERIAL, or CK_UNTIMED (anothe
 N_CK = 2
 CK_UNTIMED, CK_SERIAL, CK_PARALLEL = -1.0, 0.0, 1.0
 CK_PROBE_RUN = 4     # batches in a row run the other way by each probe
-CK_PROBE_FIRST = 16  # probe period until both ways have CK_MIN_SAMPLES timed batches
-CK_MIN_SAMPLES = 8   # timed batches of each way before the loop compares them, or
+CK_PROBE_FIRST = 16  # probe period until both ways have enough timed batches:
+CK_MIN_SAMPLES = 8   # this many of each way before the loop compares them, or
 CK_MIN_TICKS = 3e7   # ... 2 of them if they took this many ticks (10 ms at 3 GHz) in all
 
 # --- the ways of the epoch loop and their timings (``ways``, float64 (N_WAYS,)) -----------

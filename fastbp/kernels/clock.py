@@ -20,8 +20,8 @@ from numba.extending import intrinsic
 from .._jit import jit
 from .._platform import X86
 from ..codes import (
-    CK_MIN_SAMPLES, CK_MIN_TICKS, CK_PROBE_FIRST, CK_PROBE_RUN, W_PAR_N, W_PAR_TICKS, W_PARALLEL, W_SER_N,
-    W_SER_TICKS,
+    CK_MIN_SAMPLES, CK_MIN_TICKS, CK_PROBE_FIRST, CK_PROBE_RUN, W_PAR_N, W_PAR_TICKS,
+    W_PARALLEL, W_SER_N, W_SER_TICKS,
 )
 
 
@@ -66,14 +66,14 @@ def choose_way(ways, probe):
         ``ways[W_PARALLEL]`` the way so far; the summed ticks and counts of the timed batches
         of each way (the scheduler's recent ones, then this epoch's, ``time_batch``).
     probe : int
-        The probe period once both ways have ``CK_MIN_SAMPLES`` timed batches (0: no
-        probes, the way is fixed).
+        The probe period once both ways have enough timed batches (0: no probes, the way is
+        fixed).
 
     Once both ways have enough timed batches (``timed_enough``), the way of the lower mean,
-    and probes every
-    ``probe * r`` steps, r the ratio of the means (at most 64); before, the way so far, and
-    probes every ``CK_PROBE_FIRST`` steps, to get those timings soon. (Means compared without dividing: no counter reads 0 ticks on
-    both sides, and parallel stays.)
+    and probes every ``probe * r`` steps, r the ratio of the means (at most 64); before, the
+    way so far, and probes every ``CK_PROBE_FIRST`` steps, to get those timings soon. (The
+    means are compared without dividing: where no counter is read, 0 ticks on both sides,
+    parallel stays.)
     """
     parallel = ways[W_PARALLEL] != 0.0
     if probe <= 0:

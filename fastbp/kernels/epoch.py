@@ -192,7 +192,7 @@ def train_epoch(s, n_threads, X, csr, Y, labels, sw, order, batch_size, ops, opf
     probe : int
         When positive, the batch of step t runs the other way when t modulo ``probe`` is among
         its last ``CK_PROBE_RUN`` values, to time that way (modulo ``CK_PROBE_FIRST`` while
-        either way has fewer than ``CK_MIN_SAMPLES`` timed batches); 0: the way is fixed.
+        either way has too few timed batches, ``clock.timed_enough``); 0: the way is fixed.
     clock : float64 array of shape (N_CK, B), B at least the number of batches
         Receives each batch's cycle-counter ticks (``clock[CK_TICKS]``; 0 where no counter is
         read) and how it ran (``clock[CK_WAY]``: ``CK_PARALLEL``, ``CK_SERIAL``, or

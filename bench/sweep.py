@@ -2,7 +2,7 @@
 (one jit per step, and one per epoch with ``lax.scan``) and scikit-learn, each library in a
 process of its own, on 2 threads and on 1 (the process pinned to one core).
 
-    python bench/sweep.py --quick            # 32 cells, about 10 minutes
+    python bench/sweep.py --quick            # 32 cells, about 13 minutes
     python bench/sweep.py                    # the full grid (depth 1-6, widths 16-1024, ...)
     python bench/sweep.py --quick --avx2     # every library held to AVX2 (AVX-512 masked)
 

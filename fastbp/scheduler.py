@@ -43,8 +43,9 @@ def replicate(n_params, shard_rows, shards):
 
 
 def enough(samples):
-    """Whether these timed batches (ticks) suffice to compare a way by (as the loop's
-    ``kernels.clock.timed_enough``)."""
+    """Whether these timed batches (ticks) suffice to compare a way by: the Python twin of
+    the loop's ``kernels.clock.timed_enough`` (calling that from here would compile it, and an
+    installed wheel compiles nothing)."""
     return len(samples) >= codes.CK_MIN_SAMPLES or (
         len(samples) >= 2 and samples.sum() >= codes.CK_MIN_TICKS)
 

@@ -91,8 +91,6 @@ class EpochRunner:
             threads = _threads.threads_for(self.shards) if self.threaded and alone else 1
             ways = self.scheduler.ways()
             probe = self.scheduler.probe() if threads > 1 else 0
-            if threads > 1 and not self.scheduler.choose() and probe == 0:
-                threads = 1
             replicas = self.replicas if hyper[codes.HP_CLIPNORM] <= 0.0 else None
             self.clock[codes.CK_WAY] = codes.CK_UNTIMED
             # BLAS on one thread always: its thread count changes its sums' order, and the

@@ -9,8 +9,11 @@ computed on the workers and stay there; only parameters, losses and gradients tr
 sends the parameters to every worker, each worker computes the loss and gradient sums of its
 blocks with the compiled full-batch kernel (no penalty), the client adds them in block order
 (a fixed order: the same result whatever the workers' timing), adds the L2 penalty and steps
-``scipy.optimize``. The result is the single-machine L-BFGS fit on the same rows up to the
-float32 summation order.
+``scipy.optimize``. The blocks are first cut again to start on multiples of the single-
+machine objective's chunk (``trainer.CHUNK_ROWS``), and each block sums its chunks as a local
+fit does (float32 within a chunk, on one thread; across chunks in float64 with each
+addition's rounding error kept): the objective is the single-machine one to about 1e-30
+before its rounding to float64, and the fit follows the same path.
 
 ``solver="adam"``, ``"sgd"``, ``"adamw"``: data-parallel training by model averaging (local
 SGD). Each round, every block trains ``sync_every`` mini-batches (a ``fit`` argument, default
@@ -81,34 +84,35 @@ def blocks(X, y):
     return [dask.delayed(tuple)([a, b]) for a, b in zip(xs, ys)], X.shape[1]
 
 
-#: per worker process: ``(fit key, block key) -> (FullBatchObjective, rows)``
+#: per worker process: ``(fit key, block key) -> FullBatchObjective`` (L-BFGS) or
+#: ``(estimator, EpochRunner, rows)`` (the stochastic solvers)
 _OBJECTIVES = {}
 
 
 def block_objective(fit_key, block_key, spec, block, params):
-    """Run on a worker: ``(sum of the block's losses, their gradient (P,) float64, rows)`` at
-    ``params``, penalty excluded, from the compiled full-batch kernel. The block's checked
-    float32 arrays and buffers are made at the first call and kept for the fit's others
-    (unless ``fit_key`` is None: streaming)."""
+    """Run on a worker: the sums of the block's losses and their gradient at ``params``,
+    penalty excluded, from the compiled full-batch kernel: float64 (2, 1 + P) as
+    ``trainer.FullBatchObjective.sums`` makes them from the block's chunks of ``chunk_rows``
+    rows, or None when the loss is not finite. The block's checked float32 arrays and buffers
+    are made at the first call and kept for the fit's others (unless ``fit_key`` is None:
+    streaming)."""
     entry = _OBJECTIVES.get((fit_key, block_key)) if fit_key is not None else None
     if entry is None:
-        cls, params_dict, n_features, classes = spec
-        shell = _shell(cls, {**params_dict, "alpha": 0.0}, n_features, classes)
+        cls, params_dict, n_features, classes, chunk_rows = spec
+        shell = _shell(cls, params_dict, n_features, classes)
         X, y = block
         X, Y, labels, _ = shell._validate_input(np.asarray(X), np.asarray(y), True, False)
         out_units, out_act = shell._output(Y, labels)
         shell._random_state = np.random.RandomState(0)  # (weights come from the client)
         shell._initialize(n_features, out_units, out_act)
         code, loss_param = shell._loss()
-        objective = trainer.FullBatchObjective(engine.get("numba"), shell._layout,
-                                               shell._params, shell._aux, code, loss_param,
-                                               (X, Y, labels, np.zeros(0, np.float32)))
-        entry = (objective, len(X))
+        entry = trainer.FullBatchObjective(engine.get("numba"), shell._layout, shell._params,
+                                           shell._aux, code, loss_param,
+                                           (X, Y, labels, np.zeros(0, np.float32)),
+                                           chunk_rows=chunk_rows)
         if fit_key is not None:
             _OBJECTIVES[(fit_key, block_key)] = entry
-    objective, rows = entry
-    value, grad = objective(np.asarray(params, np.float32))
-    return float(value) * rows, grad.astype(np.float64) * rows, rows
+    return entry.sums(np.asarray(params, np.float32))
 
 
 def forget(fit_key):
@@ -151,11 +155,11 @@ class _Distributed:
         parts, n_features = blocks(X, y)
         if not keep_blocks:
             return self._fit_on(_Blocks(client, parts, False), n_features, int(sync_every))
-        futures = client.compute(parts)  # the blocks, computed and kept on the workers
+        kept = _Blocks(client, client.compute(parts), True)  # kept on the workers
         try:
-            return self._fit_on(_Blocks(client, futures, True), n_features, int(sync_every))
+            return self._fit_on(kept, n_features, int(sync_every))
         finally:
-            client.cancel(futures)
+            client.cancel(kept.blocks)
 
     def _fit_on(self, futures, n_features, sync_every):
         import uuid
@@ -193,23 +197,27 @@ class _Distributed:
                 return self._fit_averaged(futures, spec, fit_key, rows, sync_every)
             finally:
                 client.run(forget, fit_key)
-        runs = self._layout.runs
+        lay = self._layout
         self.n_evaluations_ = 0
+        # the single-machine objective's chunks: blocks cut on chunk boundaries then sum
+        # exactly the chunks a local fit sums (trainer.FullBatchObjective)
+        chunk_rows = trainer.CHUNK_ROWS
+        futures.regrid(rows, chunk_rows)
+        spec = spec + (chunk_rows,)
+        loss_param = self._loss()[1]
 
         def objective(packed):
             # the parameters go with each task (P floats): nothing to replicate to a worker
             # that may be gone
             weights = packed.astype(np.float32)
             parts = futures.tasks(lambda k, b: (block_objective, fit_key, k, spec, b, weights))
-            value, grad = 0.0, np.zeros(packed.shape[0])
-            for part_value, part_grad, _ in client.gather(parts):  # block order: fixed
-                value += part_value
-                grad += part_grad
-            value /= n
-            grad /= n
-            value += penalty(packed, grad, runs, 1.0 / n)
+            total = np.zeros((2, 1 + packed.shape[0]))
+            for part in client.gather(parts):  # block order (the grouping changes ~1e-30)
+                if part is None:  # a loss that is not finite
+                    return np.inf, np.full(packed.shape[0], np.nan)
+                trainer.add_exactly(total, part)
             self.n_evaluations_ += 1
-            return value, grad
+            return trainer.with_penalty(total, packed, lay.runs, n, loss_param)
 
         try:
             options = {"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol}
@@ -220,7 +228,7 @@ class _Distributed:
         from .sklearn import _check_optimize_result
         self.n_iter_ = _check_optimize_result("lbfgs", result, self.max_iter)
         self._params[:] = result.x
-        pen = penalty(result.x, np.zeros_like(result.x), runs, 1.0 / n)
+        pen = penalty(result.x, np.zeros_like(result.x), lay.runs, 1.0 / n)
         k = self.n_outputs_ if self._loss()[0] == codes.SQUARED_ERROR else 1
         self.loss_ = float((result.fun - pen) / k + pen)  # as the local fit reports it
         self.loss_curve_ = None
@@ -294,12 +302,48 @@ def _describe(block, classifier):
     return None, len(X), X[:2], y[:2]
 
 
+def _rows_of(spans, *blocks):
+    """One block ``(X, y)`` of the rows ``a:b`` of each block, for ``(a, b)`` in ``spans``."""
+    X = [np.asarray(block[0])[a:b] for block, (a, b) in zip(blocks, spans)]
+    y = [np.asarray(block[1])[a:b] for block, (a, b) in zip(blocks, spans)]
+    return np.concatenate(X), np.concatenate(y)
+
+
 class _Blocks:
     """The fit's row blocks: futures kept on the workers (``kept``), or delayed objects that
     every task computes afresh (streaming)."""
 
     def __init__(self, client, blocks, kept):
         self.client, self.blocks, self.kept = client, blocks, kept
+
+    def regrid(self, rows, chunk_rows):
+        """Hold the same rows in blocks that start on multiples of ``chunk_rows`` (each block
+        boundary moved to the nearest multiple; ``rows``: the blocks' row counts), each new
+        block cut from one or a few neighbouring old ones on the workers. Kept blocks are
+        computed before the old ones are let go (never both whole on the workers for long)."""
+        import dask
+        from distributed import wait
+        ends = np.cumsum(rows)
+        n = int(ends[-1])
+        cuts = sorted({min(n, int(round(e / chunk_rows)) * chunk_rows) for e in ends[:-1]}
+                      - {0} | {n})
+        if [int(e) for e in ends] == cuts:
+            return
+        starts = np.concatenate([[0], ends[:-1]])
+        blocks, lo = [], 0
+        for hi in cuts:
+            pieces = [(k, max(lo, int(a)) - int(a), min(hi, int(b)) - int(a))
+                      for k, (a, b) in enumerate(zip(starts, ends)) if a < hi and b > lo]
+            parts = [self.blocks[k] for k, _, _ in pieces]
+            spans = [(a, b) for _, a, b in pieces]
+            if self.kept:
+                blocks.append(self.client.submit(_rows_of, spans, *parts))
+            else:
+                blocks.append(dask.delayed(_rows_of)(spans, *parts))
+            lo = hi
+        if self.kept:
+            wait(blocks)
+        self.blocks = blocks  # the old blocks' last references: released
 
     def map(self, fn, *args):
         """Futures of ``fn(block, *args)`` for every block, in block order."""

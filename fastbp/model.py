@@ -588,15 +588,17 @@ class Sequential:
                                             classes=classes)
         self.build(prepared[0].shape[1])
         lay = self._loss_layout(loss)
+        n = len(prepared[0])  # one chunk, as training computes a batch's gradient
         objective = trainer.FullBatchObjective(
             engine.get(self.backend), lay, self.params, self.aux, loss.code,
-            loss.loss_param(lay.n_outputs), prepared)
+            loss.loss_param(lay.n_outputs), prepared, chunk_rows=max(n, 1),
+            shards=trainer.row_shards(lay, n, n))
         step = self.optimizer.iterations if self.optimizer is not None else 0
         value, grad = objective(self.params, step)
         if not np.isfinite(value):
             raise NonFiniteLossError("gradients: the loss of this batch is not finite (the "
                                      "weights or the data hold extreme values)")
-        grad = grad.copy()
+        grad = grad.astype(np.float32)
         return [grad[v.offset:v.offset + v.size].reshape(v.shape)
                 for v in self.trainable_variables]
 

@@ -11,6 +11,7 @@ from . import _threads, codes, engine, scheduler, sparse
 from . import metrics as metric_table
 from ._validation import NonFiniteLossError
 from .callbacks import TerminateOnNaN
+from .reference.optim import penalty
 
 
 class EpochRunner:
@@ -27,10 +28,12 @@ class EpochRunner:
     batch_size : int (clipped to the number of rows)
     seed : int, dropout's seed
     diagnostics : bool
+    shards : int or None
+        Row shards per batch (None: ``row_shards``, from this machine's cores).
     """
 
     def __init__(self, backend, layout, params, aux, optimizer, loss_code, loss_param, acc_kind,
-                 data, batch_size, seed, diagnostics=False):
+                 data, batch_size, seed, diagnostics=False, shards=None):
         self.backend, self.layout, self.params, self.aux = backend, layout, params, aux
         self.optimizer = optimizer
         self.state = optimizer.ensure_state(layout.n_params)
@@ -41,10 +44,11 @@ class EpochRunner:
         # row shards per batch: one per core where an epoch is long enough to start threads
         # for; else one (shards run one after the other cost their fixed work twice: 2 shards
         # on one thread made a 3 x 16 network's epochs 2.2x slower than 1 shard, bench/sweep.py).
-        # Neither depends on the thread count, so neither do the bits.
-        self.shards = (1 if layout.has_batchnorm
-                       or not scheduler.worth_threads(layout.n_params, len(data[0]))
-                       else _threads.n_shards(self.batch_size))
+        # Neither depends on the thread count, so neither do the bits. ``shards`` given: that
+        # many (the same bits on another machine, whatever its cores).
+        if shards is None:
+            shards = row_shards(layout, self.batch_size, len(data[0]))
+        self.shards = int(shards)
         self.diagnostics = diagnostics
         self.buf = layout.shard_buffers(self.batch_size, self.shards, diagnostics)
         self.kernel_X, self.csr = sparse.kernel_input(data[0])
@@ -300,42 +304,149 @@ def _as_dtype(a, dtype):
     return a.astype(dtype) if a.dtype == np.float32 else a
 
 
-class FullBatchObjective:
-    """The loss of all the rows and its gradient, penalty included, for L-BFGS: one batch of
-    the epoch loop with ``NO_STEP`` in place of an optimizer (the rows cut into shards on
-    fastbp's threads, summed in shard order: the same bits whatever the thread count).
+def row_shards(layout, batch_size, n_rows, max_shards=None):
+    """Row shards per batch for an epoch of ``n_rows`` rows in batches of ``batch_size``: one
+    per core (at most ``max_shards``) where the epoch is long enough to start threads for,
+    else one (``_threads.n_shards``, ``scheduler.worth_threads``)."""
+    if layout.has_batchnorm or not scheduler.worth_threads(layout.n_params, n_rows):
+        return 1
+    return _threads.n_shards(batch_size, max_shards)
 
-    ``objective(params)`` sets the model's parameters and returns ``(loss, gradient (P,))``.
-    ``dtype`` float64 (the NumPy reference only) computes both in float64 on copies of the
-    data, parameters and buffers.
+
+#: rows per chunk of the full-batch objective. Part of its definition, not a speed setting:
+#: each chunk's loss and gradient are float32 sums over its rows on one thread, and the
+#: chunks' sums are added with their rounding errors kept (``add_exactly``), so the objective
+#: does not depend on the thread count, nor on how the chunks are grouped into blocks
+#: (``fastbp.dask``'s blocks start on chunk boundaries). Small enough that a few chunks keep
+#: every core busy; large enough that a chunk's call costs ~1% more than its arithmetic.
+CHUNK_ROWS = 4096
+
+
+class FullBatchObjective:
+    """The mean loss of all the rows and its gradient, penalty included, for L-BFGS.
+
+    The rows are cut into chunks of ``chunk_rows`` (from the first row); each chunk is one
+    batch of the epoch loop with ``NO_STEP`` in place of an optimizer and no penalty, in
+    ``shards`` row shards summed in shard order. ``sums`` runs the chunks on fastbp's threads,
+    each thread a run of consecutive chunks (one shard each: the same bits on any thread
+    count), and adds their loss and gradient sums keeping each addition's rounding error
+    (``add_exactly``). ``__call__`` divides by the rows' total weight and adds the penalty in
+    float64.
+
+    ``objective(params)`` sets the model's parameters and returns ``(loss, gradient float64
+    (P,))``. ``dtype`` float64 (the NumPy reference only) computes the chunks in float64 on
+    copies of the data, parameters and buffers. One chunk of ``shards`` > 1 shards (on that
+    many threads) is a batch's gradient as training computes it (``Model.gradients``).
     """
 
     def __init__(self, backend, layout, params, aux, loss_code, loss_param, data,
-                 dtype=np.float32):
-        from .optimizers import SGD
+                 dtype=np.float32, chunk_rows=None, shards=1):
+        import copy
+        self.chunk_rows = int(CHUNK_ROWS if chunk_rows is None else chunk_rows)
+        self.runs, self.loss_param, self.loss_code = layout.runs, loss_param, loss_code
+        self.bare = copy.copy(layout)  # the chunks' sums carry no penalty: it is added once
+        self.bare.runs = layout.runs.copy()
+        self.bare.runs[:, codes.RUN_L1:codes.RUN_L2 + 1] = 0.0
         if dtype != np.float32:
             data = tuple(_as_dtype(a, dtype) for a in data)
             params, aux = params.astype(dtype), aux.astype(dtype)
-        self.runner = EpochRunner(backend, layout, params, aux, SGD(), loss_code, loss_param,
-                                  codes.ACC_SKIP, data, len(data[0]), 0)
-        if dtype != np.float32:
-            self.runner.buf = {k: v.astype(dtype) if v.dtype == np.float32 else v
-                               for k, v in self.runner.buf.items()}
-            self.runner.state = self.runner.optimizer.state = \
-                self.runner.state.astype(dtype)
-        self.order = np.arange(self.runner.n, dtype=np.int64)
+        self.backend, self.data, self.dtype, self.shards = backend, data, dtype, shards
+        self.params, self.aux = params, aux
+        self.runners = []  # one per thread, made when first needed (each has its buffers)
         self.hyper = np.zeros(codes.N_HYPER)
+        n, sw = len(data[0]), data[3]
+        by_weight = len(sw) > 0 and loss_param[codes.LP_NORM_BY_WEIGHT] != 0.0
+        self.chunks = []  # (rows, the loss's normaliser of the chunk)
+        for lo in range(0, n, self.chunk_rows):
+            rows = np.arange(lo, min(lo + self.chunk_rows, n), dtype=np.int64)
+            # the kernel's normaliser (``network.loss_norm``): a float64 sum in row order
+            self.chunks.append((rows, float(np.cumsum(sw[rows], dtype=np.float64)[-1])
+                                if by_weight else float(len(rows))))
+        self.norm = sum(norm for _, norm in self.chunks)
+
+    def _runner(self, s):
+        while len(self.runners) <= s:
+            from .optimizers import SGD
+            r = EpochRunner(self.backend, self.bare, self.params, self.aux, SGD(),
+                            self.loss_code, self.loss_param, codes.ACC_SKIP, self.data,
+                            self.chunk_rows, 0, shards=self.shards)
+            if self.dtype != np.float32:
+                r.buf = {k: v.astype(self.dtype) if v.dtype == np.float32 else v
+                         for k, v in r.buf.items()}
+                r.state = r.optimizer.state = r.state.astype(self.dtype)
+            self.runners.append(r)
+        return self.runners[s]
+
+    def sums(self, params, step=0):
+        """The rows' sums at ``params``, penalty excluded: float64 (2, 1 + P), the loss in
+        column 0 and its gradient in the rest, each as ``hi + lo`` (``add_exactly``); None
+        when a chunk's loss is not finite. ``step`` seeds dropout's masks."""
+        self.params[:] = params
+        compiled = self.backend.name == "numba"
+        k = len(self.chunks)
+        with _threads.running(), _threads.single_threaded_blas(compiled):
+            shard_threads = _threads.threads_for(self.shards) if compiled and \
+                _threads.alone() else 1
+            threads = 1 if not compiled or self.shards > 1 or not _threads.alone() else \
+                min(k, _threads.get_num_threads())
+            for s in range(threads):
+                self._runner(s)
+            totals = np.zeros((threads, 2, 1 + self.params.shape[0]))
+            failed = []
+
+            def run(s):
+                r = self.runners[s]
+                chunk = np.zeros(totals.shape[2])
+                for c in range(k * s // threads, k * (s + 1) // threads):
+                    rows, norm = self.chunks[c]
+                    stats = np.zeros((r.shards, r.n_stats))
+                    args = list(r.arguments(rows, stats, self.hyper, codes.NO_STEP))
+                    args[17] = step
+                    status, _, _ = r.backend.train_epoch(tuple(args), shard_threads, None, 0,
+                                                         None, None)
+                    if status != codes.OK:  # a loss that is not finite
+                        failed.append(c)
+                        return
+                    # the chunk's mean loss and gradient, times its normaliser: its sums
+                    chunk[0] = stats[0, codes.ST_LOSS] / stats[0, codes.ST_ROWS] * norm
+                    np.multiply(r.buf["grads"][0], norm, out=chunk[1:])
+                    add_exactly(totals[s], chunk)
+            _threads.run(run, threads, ())
+        if failed:
+            return None
+        for s in range(1, threads):
+            add_exactly(totals[0], totals[s])
+        return totals[0]
 
     def __call__(self, params, step=0):
-        """``step`` seeds dropout's masks (the same masks for the same step)."""
-        r = self.runner
-        r.params[:] = params
-        stats = np.zeros((r.shards, r.n_stats))
-        args = list(r.arguments(self.order, stats, self.hyper, codes.NO_STEP))
-        args[17] = step
-        threads = _threads.threads_for(r.shards) if r.threaded and _threads.alone() else 1
-        with _threads.running(), _threads.single_threaded_blas():
-            status, _, _ = r.backend.train_epoch(tuple(args), threads, None, 0, None, None)
-        if status != codes.OK:  # a loss that is not finite: no sums were kept
-            return np.inf, r.buf["grads"][0]
-        return stats[0, codes.ST_LOSS] / stats[0, codes.ST_ROWS], r.buf["grads"][0]
+        """``(mean loss + penalty, gradient float64 (P,))``; ``(inf, None)`` when the loss is
+        not finite."""
+        total = self.sums(params, step)
+        if total is None:
+            return np.inf, None
+        return with_penalty(total, params, self.runs, self.norm, self.loss_param)
+
+
+def add_exactly(total, x):
+    """``total += x`` for sums kept as ``total[0] + total[1]`` (float64 (2, m); x (m,) or such
+    a pair): each addition's rounding error (Knuth's TwoSum) goes into ``total[1]``, so the
+    sums carry about 106 bits and their grouping changes them by about 1e-30 relative, far
+    below float64's resolution."""
+    if x.ndim == 2:
+        add_exactly(total, x[0])
+        total[1] += x[1]
+        return
+    hi = total[0] + x
+    z = hi - total[0]
+    total[1] += (total[0] - (hi - z)) + (x - z)
+    total[0] = hi
+
+
+def with_penalty(total, params, runs, norm, loss_param):
+    """The objective from the rows' sums (``FullBatchObjective.sums``): ``(loss / norm +
+    penalty, gradient / norm + its gradient)`` in float64, the penalty divided by ``norm`` too
+    where the loss says so (``LP_PENALTY_PER_SAMPLE``)."""
+    whole = (total[0] + total[1]) / norm
+    grad = whole[1:]
+    scale = 1.0 / norm if loss_param[codes.LP_PENALTY_PER_SAMPLE] != 0.0 else 1.0
+    return whole[0] + penalty(np.asarray(params, np.float64), grad, runs, scale), grad

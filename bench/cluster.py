@@ -57,7 +57,9 @@ def main():
         t_dist = (time.perf_counter() - start) / dist.n_iter_
         print(f"L-BFGS, {cut} rows in 4 blocks, (32,), 60 iterations: loss local "
               f"{local.loss_:.6f}, 2 workers {dist.loss_:.6f} (relative difference "
-              f"{abs(dist.loss_ - local.loss_) / local.loss_:.1e}); per iteration local "
+              f"{abs(dist.loss_ - local.loss_) / local.loss_:.1e}; weights identical: "
+              f"{all(np.array_equal(a, b) for a, b in zip(dist.coefs_, local.coefs_))}); "
+              f"per iteration local "
               f"{t_local * 1e3:.1f} ms, distributed {t_dist * 1e3:.1f} ms "
               f"({dist.n_evaluations_} evaluations)")
 

@@ -13,7 +13,11 @@ blocks with the compiled full-batch kernel (no penalty), the client adds them in
 machine objective's chunk (``trainer.CHUNK_ROWS``), and each block sums its chunks as a local
 fit does (float32 within a chunk, on one thread; across chunks in float64 with each
 addition's rounding error kept): the objective is the single-machine one to about 1e-30
-before its rounding to float64, and the fit follows the same path.
+before its rounding to float64, and the fit follows the same path. Streaming
+(``keep_blocks=False``) does not move rows between blocks (it would read a neighbour's file
+for a few of its rows in every pass): each block's chunks start at its first row, and the
+fit is the single-machine one to float32 summation order, or to the bit where every block but
+the last holds a multiple of ``CHUNK_ROWS`` rows.
 
 ``solver="adam"``, ``"sgd"``, ``"adamw"``: data-parallel training by model averaging (local
 SGD). Each round, every block trains ``sync_every`` mini-batches (a ``fit`` argument, default
@@ -202,7 +206,8 @@ class _Distributed:
         # the single-machine objective's chunks: blocks cut on chunk boundaries then sum
         # exactly the chunks a local fit sums (trainer.FullBatchObjective)
         chunk_rows = trainer.CHUNK_ROWS
-        futures.regrid(rows, chunk_rows)
+        if futures.kept:  # (streaming: each block's own chunks, see the module docstring)
+            futures.regrid(rows, chunk_rows)
         spec = spec + (chunk_rows,)
         loss_param = self._loss()[1]
 
@@ -302,11 +307,15 @@ def _describe(block, classifier):
     return None, len(X), X[:2], y[:2]
 
 
-def _rows_of(spans, *blocks):
-    """One block ``(X, y)`` of the rows ``a:b`` of each block, for ``(a, b)`` in ``spans``."""
-    X = [np.asarray(block[0])[a:b] for block, (a, b) in zip(blocks, spans)]
-    y = [np.asarray(block[1])[a:b] for block, (a, b) in zip(blocks, spans)]
-    return np.concatenate(X), np.concatenate(y)
+def _rows_of(block, a, b):
+    """Rows ``a:b`` of a block ``(X, y)``."""
+    return np.asarray(block[0])[a:b], np.asarray(block[1])[a:b]
+
+
+def _joined(*blocks):
+    """Blocks ``(X, y)`` one after the other, as one."""
+    return (np.concatenate([block[0] for block in blocks]),
+            np.concatenate([block[1] for block in blocks]))
 
 
 class _Blocks:
@@ -318,10 +327,9 @@ class _Blocks:
 
     def regrid(self, rows, chunk_rows):
         """Hold the same rows in blocks that start on multiples of ``chunk_rows`` (each block
-        boundary moved to the nearest multiple; ``rows``: the blocks' row counts), each new
-        block cut from one or a few neighbouring old ones on the workers. Kept blocks are
-        computed before the old ones are let go (never both whole on the workers for long)."""
-        import dask
+        boundary moved to the nearest multiple; ``rows``: the blocks' row counts). Kept blocks
+        only: each piece is cut where its block lives and only the pieces travel; the new
+        blocks are computed before the old ones are let go."""
         from distributed import wait
         ends = np.cumsum(rows)
         n = int(ends[-1])
@@ -332,17 +340,13 @@ class _Blocks:
         starts = np.concatenate([[0], ends[:-1]])
         blocks, lo = [], 0
         for hi in cuts:
-            pieces = [(k, max(lo, int(a)) - int(a), min(hi, int(b)) - int(a))
+            pieces = [self.client.submit(_rows_of, self.blocks[k], max(lo, int(a)) - int(a),
+                                         min(hi, int(b)) - int(a))
                       for k, (a, b) in enumerate(zip(starts, ends)) if a < hi and b > lo]
-            parts = [self.blocks[k] for k, _, _ in pieces]
-            spans = [(a, b) for _, a, b in pieces]
-            if self.kept:
-                blocks.append(self.client.submit(_rows_of, spans, *parts))
-            else:
-                blocks.append(dask.delayed(_rows_of)(spans, *parts))
+            blocks.append(pieces[0] if len(pieces) == 1 else
+                          self.client.submit(_joined, *pieces))
             lo = hi
-        if self.kept:
-            wait(blocks)
+        wait(blocks)
         self.blocks = blocks  # the old blocks' last references: released
 
     def map(self, fn, *args):

@@ -235,10 +235,13 @@ def test_a_worker_killed_mid_fit_does_not_lose_the_fit(client):
 
 
 @pytest.mark.parametrize("solver", ["lbfgs", "adam"])
-def test_streaming_from_parquet_keeps_no_block(client, data, solver, tmp_path):
+def test_streaming_from_parquet_keeps_no_block(client, data, solver, tmp_path, monkeypatch):
     """keep_blocks=False: every task reads its block from the Parquet files and drops it (no
     block stays on a worker), and the fit is the one that keeps the blocks (with one
-    averaging an epoch, as streaming averages), bit for bit."""
+    averaging an epoch, as streaming averages), bit for bit (L-BFGS: partitions of whole
+    chunks, which streaming does not cut again)."""
+    from fastbp import trainer
+    monkeypatch.setattr(trainer, "CHUNK_ROWS", 200)  # (1,000-row partitions: 5 chunks each)
     dd = pytest.importorskip("dask.dataframe")
     pd = pytest.importorskip("pandas")
     pytest.importorskip("pyarrow")

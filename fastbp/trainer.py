@@ -5,6 +5,8 @@ backend's ``train_epoch`` once, then read the epoch's sums into logs (loss, metr
 validation, learning rate, diagnostics) and run the callbacks.
 """
 
+import copy
+
 import numpy as np
 
 from . import _threads, codes, engine, scheduler, sparse
@@ -318,7 +320,9 @@ def row_shards(layout, batch_size, n_rows, max_shards=None):
 #: chunks' sums are added with their rounding errors kept (``add_exactly``), so the objective
 #: does not depend on the thread count, nor on how the chunks are grouped into blocks
 #: (``fastbp.dask``'s blocks start on chunk boundaries). Small enough that a few chunks keep
-#: every core busy; large enough that a chunk's call costs ~1% more than its arithmetic.
+#: every core busy and the work buffers small; a call per chunk costs tens of microseconds
+#: (200,000 rows x (32,): 26 ms an iteration, 30-31 ms as one batch in two shards; 3,000
+#: rows x (16,), one chunk: 0.37 ms against 0.31, the penalty now in NumPy).
 CHUNK_ROWS = 4096
 
 
@@ -341,7 +345,6 @@ class FullBatchObjective:
 
     def __init__(self, backend, layout, params, aux, loss_code, loss_param, data,
                  dtype=np.float32, chunk_rows=None, shards=1):
-        import copy
         self.chunk_rows = int(CHUNK_ROWS if chunk_rows is None else chunk_rows)
         self.runs, self.loss_param, self.loss_code = layout.runs, loss_param, loss_code
         self.bare = copy.copy(layout)  # the chunks' sums carry no penalty: it is added once
@@ -365,8 +368,9 @@ class FullBatchObjective:
         self.norm = sum(norm for _, norm in self.chunks)
 
     def _runner(self, s):
+        """Thread s's runner: its own work buffers over the shared data and parameters."""
+        from .optimizers import SGD
         while len(self.runners) <= s:
-            from .optimizers import SGD
             r = EpochRunner(self.backend, self.bare, self.params, self.aux, SGD(),
                             self.loss_code, self.loss_param, codes.ACC_SKIP, self.data,
                             self.chunk_rows, 0, shards=self.shards)

@@ -13,7 +13,8 @@ blocks with the compiled full-batch kernel (no penalty), the client adds them in
 machine objective's chunk (``trainer.CHUNK_ROWS``), and each block sums its chunks as a local
 fit does (float32 within a chunk, on one thread; across chunks in float64 with each
 addition's rounding error kept): the objective is the single-machine one to about 1e-30
-before its rounding to float64, and the fit follows the same path. Streaming
+before its rounding to float64, and the fit follows the same path (on workers whose CPU and
+BLAS compute a chunk as the client's do; elsewhere, to float32 rounding per chunk). Streaming
 (``keep_blocks=False``) does not move rows between blocks (it would read a neighbour's file
 for a few of its rows in every pass): each block's chunks start at its first row, and the
 fit is the single-machine one to float32 summation order, or to the bit where every block but

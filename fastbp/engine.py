@@ -77,15 +77,15 @@ class NumbaBackend:
         args[_CSR] = tuple(frozen(a) for a in args[_CSR])
         for i in _INTEGERS:
             args[i] = int(args[i])
-        grads = args[20]
+        parts = args[25].shape[1]  # scratch (3, S): S threads' parts of a batch
         if clock is None:
             clock = np.zeros((codes.N_CK, 0))
         if ways is None:  # parallel, fixed
             ways = np.zeros(codes.N_WAYS)
             ways[codes.W_PARALLEL] = 1.0
         if replicas is None:
-            replicas = np.zeros((grads.shape[0], 0), np.float32)
-        sync = np.zeros(self._epoch.sync_words(grads.shape[0]), np.int64)
+            replicas = np.zeros((parts, 0), np.float32)
+        sync = np.zeros(self._epoch.sync_words(parts), np.int64)
         kernel_args = (np.int64(threads), *args, ways, _threads.RUNNING,
                        np.int64(probe), clock, sync, replicas)
         ready(self._epoch.train_epoch, (np.int64(0),) + kernel_args)

@@ -139,6 +139,15 @@ class Layout:
         return bool((self.ops[:, codes.OC_KIND] == codes.OP_BATCHNORM).any())
 
     @property
+    def splits_by_units(self):
+        """Whether a batch of this network can be split by units (``kernels.units``): dense
+        layers only, at least one hidden, none of them softmax (a row's softmax needs all its
+        units)."""
+        kinds, hidden = self.ops[:, codes.OC_KIND], self.ops[:-1, codes.OC_ACT]
+        return bool(len(self.ops) >= 2 and (kinds == codes.OP_DENSE).all()
+                    and not (hidden == codes.SOFTMAX).any())
+
+    @property
     def widest(self):
         return int(max(self.n_features, self.ops[:, codes.OC_OUT].max()))
 
@@ -178,21 +187,25 @@ class Layout:
         return (ops, np.zeros((threads, size), np.float32),
                 np.zeros((threads, size if deltas else 0), np.float32))
 
-    def shard_buffers(self, batch_size, shards, diagnostics=False):
-        """Work buffers of a training loop that cuts each batch into ``shards`` row shards.
+    def shard_buffers(self, batch_size, shards, diagnostics=False, by_units=False):
+        """Work buffers of a training loop that cuts each batch into ``shards`` row shards, or,
+        ``by_units``, splits it into that many blocks of units (``kernels.units``).
 
         Returns a dict: ``ops`` (with buffer offsets for ``rows = ceil(batch_size / S)``),
         ``xb`` (S, rows, s0), ``acts`` and ``deltas`` (S, A), ``grads`` (S, P),
         ``seg`` (S, R, N_SEG), ``scratch`` (3, S), ``diag`` (S, D or 0), ``prev`` (P or 0,).
+        By units, one ``xb``, ``acts``, ``deltas`` and ``grads`` for all of a batch's rows
+        (``rows = batch_size``).
         """
-        rows = -(-batch_size // shards)
+        rows = batch_size if by_units else -(-batch_size // shards)
+        whole = 1 if by_units else shards
         ops, size = self.tables(rows)
         return {
             "ops": ops,
-            "xb": np.zeros((shards, rows, self.n_features), np.float32),
-            "acts": np.zeros((shards, size), np.float32),
-            "deltas": np.zeros((shards, size), np.float32),
-            "grads": np.zeros((shards, self.n_params), np.float32),
+            "xb": np.zeros((whole, rows, self.n_features), np.float32),
+            "acts": np.zeros((whole, size), np.float32),
+            "deltas": np.zeros((whole, size), np.float32),
+            "grads": np.zeros((whole, self.n_params), np.float32),
             "seg": np.zeros((shards, len(self.runs), codes.N_SEG)),
             "scratch": np.zeros((3, shards)),
             "diag": np.zeros((shards, self.diag_size if diagnostics else 0)),

@@ -52,7 +52,10 @@ class EpochRunner:
             shards = row_shards(layout, self.batch_size, len(data[0]))
         self.shards = int(shards)
         self.diagnostics = diagnostics
-        self.buf = layout.shard_buffers(self.batch_size, self.shards, diagnostics)
+        self.by_units = split_by_units(layout, self.batch_size, self.shards, data[0],
+                                       diagnostics)
+        self.buf = layout.shard_buffers(self.batch_size, self.shards, diagnostics,
+                                        self.by_units)
         self.kernel_X, self.csr = sparse.kernel_input(data[0])
         if isinstance(data[0], sparse.CSR):  # the first layer reads the CSR rows: no gather
             self.buf["xb"] = np.zeros(self.buf["xb"].shape[:2] + (0,), np.float32)
@@ -313,6 +316,21 @@ def row_shards(layout, batch_size, n_rows, max_shards=None):
     if layout.has_batchnorm or not scheduler.worth_threads(layout.n_params, n_rows):
         return 1
     return _threads.n_shards(batch_size, max_shards)
+
+
+#: row shards of fewer rows than this lose to a batch split by units: BLAS runs a 16-row
+#: product at 65-80% of the rate of a 32-row one (``bench/small_products.py``)
+UNITS_BELOW_ROWS = 32
+
+
+def split_by_units(layout, batch_size, shards, X, diagnostics=False):
+    """Whether the batches are split by units (``kernels.units``) rather than into ``shards``
+    row shards: where row shards would be shorter than ``UNITS_BELOW_ROWS`` and the network
+    allows it (``Layout.splits_by_units``; dense data, no diagnostics). Like ``shards``, it
+    depends on the machine's cores and the batch size, never on the thread count."""
+    return bool(shards > 1 and -(-batch_size // shards) < UNITS_BELOW_ROWS
+                and layout.splits_by_units and not diagnostics
+                and not isinstance(X, sparse.CSR))
 
 
 #: rows per chunk of the full-batch objective. Part of its definition, not a speed setting:

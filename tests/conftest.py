@@ -89,22 +89,24 @@ def stats_row(k):
 
 def epoch_args(net, X, Y, labels, sw, order, batch_size, loss, p, opt=codes.NO_STEP, hyper=None,
                state=None, t=0, shards=1, acc_kind=codes.ACC_SKIP, seed=7, diagnostics=False,
-               csr=None):
+               csr=None, by_units=False):
     """The arguments of ``train_epoch`` (the reference's, in order) for ``net``'s tables and
-    parameters, with fresh work buffers of ``net.dtype`` for ``shards`` shards; ``csr``: the
-    data as (indptr, indices, values), X then (n, 0). Returns ``(args, buffers)``;
-    ``buffers`` is a dict of the arrays the loop writes."""
+    parameters, with fresh work buffers of ``net.dtype`` for ``shards`` shards (``by_units``:
+    that many blocks of units, one buffer for all rows); ``csr``: the data as (indptr,
+    indices, values), X then (n, 0). Returns ``(args, buffers)``; ``buffers`` is a dict of the
+    arrays the loop writes."""
     from fastbp import sparse
     csr = sparse.EMPTY if csr is None else csr
     lay, dtype = net.layout, net.dtype
-    rows = -(-batch_size // shards)
+    rows = batch_size if by_units else -(-batch_size // shards)
+    whole = 1 if by_units else shards
     ops, size = lay.tables(rows)
     k = lay.n_outputs
     buffers = {
-        "grads": np.zeros((shards, lay.n_params), dtype),
-        "xb": np.zeros((shards, rows, X.shape[1]), dtype),
-        "acts": np.zeros((shards, size), dtype),
-        "deltas": np.zeros((shards, size), dtype),
+        "grads": np.zeros((whole, lay.n_params), dtype),
+        "xb": np.zeros((whole, rows, X.shape[1]), dtype),
+        "acts": np.zeros((whole, size), dtype),
+        "deltas": np.zeros((whole, size), dtype),
         "seg": np.zeros((shards, len(lay.runs), codes.N_SEG)),
         "scratch": np.zeros((3, shards)),
         "stats": np.zeros((shards, codes.N_STATS + codes.ST_PER_OUTPUT * k)),

@@ -1,15 +1,18 @@
 """The compiled training loop: a whole epoch of mini-batch backpropagation in one call.
 
-Every batch is cut into S row shards (S = ``grads.shape[0]``), each computed into its own
-gradient row, and the parameter vector into S chunks; the update of a chunk sums the shards
-in shard order. So the result depends on S, never on how many threads ran the shards.
+Every batch is cut into S parts (S = ``scratch.shape[1]``), and the parameter vector into S
+chunks. The parts are row shards (``grads`` has S rows), each computed into its own gradient
+row, and the update of a chunk sums the shards in shard order; or, where ``grads`` has one
+row for S > 1, blocks of each layer's units over all the batch's rows (``units``), which
+write the one gradient directly. So the result depends on S and the split, never on how many
+threads ran the parts.
 
 ``train_epoch`` is run by ``n_threads`` threads at once, 1 or S: the caller's (s = 0, the
 leader) and, for S > 1, S - 1 threads that ``fastbp._threads`` starts for the call (the
-helpers). In a parallel batch thread s computes shard s, all threads meet at a barrier,
+helpers). In a parallel batch thread s computes part s, all threads meet at a barrier,
 thread s updates chunk s, and all meet again; the leader keeps the books between batches
 (loss, statistics, learning rate, timings) and orders each batch by posting its number in
-``sync``. A batch the leader runs alone computes every shard and chunk itself, in the same
+``sync``. A batch the leader runs alone computes every part and chunk itself, in the same
 order: the same bits. The leader runs alone when it was started alone, for the serial probes
 of the shard scheduler (``fastbp.scheduler``), and once another fastbp call is under way in
 the process (``running``): that caller already holds a core.
@@ -41,6 +44,7 @@ from .optim import advance_mu_product, clip_scale
 from .schedules import scheduled_lr
 from .shared import SY_LINE, calls_under_way, load, store, wait_for_all, wait_until_changed
 from .update import chunk_gradient, chunk_norm, chunk_update, ordered_sum
+from .units import n_meetings, units_gradient
 from .views import copy_to, flat, matrix
 
 ORDER, GEN, ARRIVED = 0, SY_LINE, 2 * SY_LINE
@@ -63,10 +67,11 @@ def run_batch(s, together, k, phases, data, rows, norm, net, loss, loss_param, a
               hyper, state, t, params, aux, work, seed, sync, replicated):
     """Thread s's part of one batch (step t): shards, barrier, update, arrival.
 
-    ``together``: all S threads run this batch (thread s takes shard s and chunk s; or, when
+    ``together``: all S threads run this batch (thread s takes part s and chunk s; or, when
     ``replicated``, every chunk of its own copy of the weights); else thread s (the leader)
-    runs every shard and chunk. ``k``: how many parallel batches this thread ran before in
-    this call (its phase count is ``k * phases``, ``n_phases``). ``params`` and ``state`` are the weights
+    runs every part and chunk. ``k``: how many parallel batches this thread ran before in
+    this call (its phase count is ``k * phases``: ``n_phases``, plus ``units.n_meetings``
+    when the batch is split by units). ``params`` and ``state`` are the weights
     and optimizer state this thread reads and updates. ``opt`` may be ``NO_STEP``: then
     ``grads[0]`` receives the whole gradient, penalty included, and nothing is updated.
 
@@ -80,41 +85,46 @@ def run_batch(s, together, k, phases, data, rows, norm, net, loss, loss_param, a
     X, csr, Y, labels, sw = data
     ops, opf, runs = net
     grads, xb, acts, deltas, seg, shard_loss, chunk_out, chunk_norms, stats, diag, prev = work
-    n_shards = grads.shape[0]
-    clipping = phases == 3
+    n_parts, n_shards = shard_loss.shape[0], grads.shape[0]
+    clipping = n_phases(hyper, opt) == 3
     phase = k * phases
-    first, last = (s, s + 1) if together else (0, n_shards)
-    for sh in range(first, last):
-        lo, hi = split(rows.shape[0], n_shards, sh)
-        shard_loss[sh] = shard_gradient(X, csr, Y, labels, sw, rows[lo:hi], norm, ops, opf,
-                                        loss, loss_param, acc_kind, params, aux, grads[sh],
-                                        xb[sh], acts[sh], deltas[sh], stats[sh], seed, t,
-                                        diag[sh])
+    first, last = (s, s + 1) if together else (0, n_parts)
+    if n_shards < n_parts:  # split by units, every thread on all the rows
+        phase = units_gradient(s, together, phase, X, Y, labels, sw, rows, norm, ops, opf,
+                               loss, loss_param, acc_kind, params, grads[0], xb[0], acts[0],
+                               deltas[0], shard_loss, stats, sync, ARRIVED)
+    else:
+        for sh in range(first, last):
+            lo, hi = split(rows.shape[0], n_shards, sh)
+            shard_loss[sh] = shard_gradient(X, csr, Y, labels, sw, rows[lo:hi], norm, ops, opf,
+                                            loss, loss_param, acc_kind, params, aux, grads[sh],
+                                            xb[sh], acts[sh], deltas[sh], stats[sh], seed, t,
+                                            diag[sh])
     if together:
         phase += 1
         store(sync, ARRIVED + s * SY_LINE, phase)
-        wait_for_all(sync, ARRIVED, n_shards, phase)
+        wait_for_all(sync, ARRIVED, n_parts, phase)
     value = ordered_sum(shard_loss) / norm
     if not np.isfinite(value):
         return value
     pscale = 1.0 / norm if loss_param[LP_PENALTY_PER_SAMPLE] != 0.0 else 1.0
     if together and replicated:
-        first, last = 0, n_shards
+        first, last = 0, n_parts
     scale = 1.0
     if clipping:
         for c in range(first, last):
-            chunk_norms[c] = chunk_norm(params, grads, runs, pscale, seg[c], n_shards, c)
+            chunk_norms[c] = chunk_norm(params, grads, runs, pscale, seg[c], n_parts, c)
         if together:
             phase += 1
             store(sync, ARRIVED + s * SY_LINE, phase)
-            wait_for_all(sync, ARRIVED, n_shards, phase)
+            wait_for_all(sync, ARRIVED, n_parts, phase)
         scale = clip_scale(ordered_sum(chunk_norms), hyper[HP_CLIPNORM])
     for c in range(first, last):
         if opt == NO_STEP:
-            pen = chunk_gradient(params, grads, runs, pscale, seg[c], n_shards, c)
+            pen = chunk_gradient(params, grads, runs, pscale, seg[c], n_parts, c)
         else:
             pen = chunk_update(opt, params, grads, state, hyper, t + 1, runs, pscale, scale,
-                               clipping, seg[c], n_shards, c, diag, prev)
+                               clipping, seg[c], n_parts, c, diag, prev)
         if s == 0 or not (together and replicated):
             chunk_out[c] = pen
     if together:
@@ -161,10 +171,11 @@ def train_epoch(s, n_threads, X, csr, Y, labels, sw, order, batch_size, ops, opf
         Steps taken before this epoch.
     params : float32 array of shape (P,); aux : float32 array (running statistics)
         Updated in place.
-    grads : float32 array of shape (S, P)
-        One gradient per shard.
+    grads : float32 array of shape (S, P), or (1, P)
+        One gradient per row shard; one row: the batches are split by units (``units``).
     xb : float32 array of shape (S, rows, s0); acts, deltas : float32 (S, A)
-        Per-shard work buffers (``rows`` = ceil(batch_size / S)).
+        Per-shard work buffers (``rows`` = ceil(batch_size / S)); split by units, one of
+        each, for all of a batch's rows, shared by the threads.
     seg : float64 array of shape (S, R, N_SEG); scratch : float64 (3, S)
         Scratch: each chunk's penalty segments; per-shard losses, per-chunk penalties and
         squared gradient norms (each thread reads all of them after a barrier, so a thread
@@ -234,8 +245,10 @@ def train_epoch(s, n_threads, X, csr, Y, labels, sw, order, batch_size, ops, opf
     work = (grads, xb, acts, deltas, seg, shard_loss, chunk_out, chunk_norms, stats, diag, prev)
     n = order.shape[0]
     n_batches = (n + batch_size - 1) // batch_size
-    n_shards = grads.shape[0]
+    n_parts = scratch.shape[1]
     phases = n_phases(hyper, opt)
+    if grads.shape[0] < n_parts:
+        phases += n_meetings(ops.shape[0])
     per_step = sched[SC_PER_STEP] != 0.0
     leader = s == 0
     helpers = leader and n_threads > 1  # the leader's helpers are still here
@@ -293,7 +306,7 @@ def train_epoch(s, n_threads, X, csr, Y, labels, sw, order, batch_size, ops, opf
         if together:
             parallel_batches += 1
             if np.isfinite(value):  # wait for every chunk's update
-                wait_for_all(sync, ARRIVED, n_shards, k * phases)
+                wait_for_all(sync, ARRIVED, n_parts, k * phases)
         else:
             changed_alone = True
         if not np.isfinite(value):

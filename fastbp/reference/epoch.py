@@ -14,21 +14,28 @@ from ..codes import (
 from .network import loss_norm, shard_gradient, split
 from .optim import advance_mu_product, clip_scale
 from .schedules import scheduled_lr
+from .units import units_gradient
 from .update import chunk_gradient, chunk_norm, chunk_update, ordered_sum
 
 
 def run_batch(X, csr, Y, labels, sw, rows, norm, ops, opf, runs, loss, loss_param, acc_kind,
               opt, hyper, state, t, params, aux, grads, xb, acts, deltas, seg, shard_loss,
               chunk_out, stats, diag, prev, seed):
-    """One batch (step t): every shard, then every chunk's update (or, for ``NO_STEP``, its
-    gradient). Returns the data loss ``sum_i w_i loss_i / norm``; the chunks' penalties go to
+    """One batch (step t): every part (row shards, or blocks of units when ``grads`` has one
+    row for S = ``len(shard_loss)`` > 1 parts), then every chunk's update (or, for ``NO_STEP``,
+    its gradient). Returns the data loss ``sum_i w_i loss_i / norm``; the chunks' penalties go to
     ``chunk_out``. Nothing is updated when the loss is not finite."""
-    n_shards = grads.shape[0]
-    for sh in range(n_shards):
-        lo, hi = split(len(rows), n_shards, sh)
-        shard_loss[sh] = shard_gradient(X, csr, Y, labels, sw, rows[lo:hi], norm, ops, opf, loss,
-                                        loss_param, acc_kind, params, aux, grads[sh], xb[sh],
-                                        acts[sh], deltas[sh], stats[sh], seed, t, diag[sh])
+    n_parts, n_shards = len(shard_loss), grads.shape[0]
+    if n_shards < n_parts:  # split by units, every part on all the rows
+        units_gradient(X, Y, labels, sw, rows, norm, ops, opf, loss, loss_param, acc_kind,
+                       params, grads[0], xb[0], acts[0], deltas[0], shard_loss, stats)
+    else:
+        for sh in range(n_shards):
+            lo, hi = split(len(rows), n_shards, sh)
+            shard_loss[sh] = shard_gradient(X, csr, Y, labels, sw, rows[lo:hi], norm, ops, opf,
+                                            loss, loss_param, acc_kind, params, aux, grads[sh],
+                                            xb[sh], acts[sh], deltas[sh], stats[sh], seed, t,
+                                            diag[sh])
     value = ordered_sum(shard_loss) / norm
     if not np.isfinite(value):
         return value
@@ -36,15 +43,15 @@ def run_batch(X, csr, Y, labels, sw, rows, norm, ops, opf, runs, loss, loss_para
     clipping = hyper[HP_CLIPNORM] > 0.0 and opt != NO_STEP
     scale = 1.0
     if clipping:
-        for c in range(n_shards):
-            chunk_out[c] = chunk_norm(params, grads, runs, pscale, seg[c], n_shards, c)
+        for c in range(n_parts):
+            chunk_out[c] = chunk_norm(params, grads, runs, pscale, seg[c], n_parts, c)
         scale = clip_scale(ordered_sum(chunk_out), hyper[HP_CLIPNORM])
-    for c in range(n_shards):
+    for c in range(n_parts):
         if opt == NO_STEP:
-            chunk_out[c] = chunk_gradient(params, grads, runs, pscale, seg[c], n_shards, c)
+            chunk_out[c] = chunk_gradient(params, grads, runs, pscale, seg[c], n_parts, c)
         else:
             chunk_out[c] = chunk_update(opt, params, grads, state, hyper, t + 1, runs, pscale,
-                                        scale, clipping, seg[c], n_shards, c, diag, prev)
+                                        scale, clipping, seg[c], n_parts, c, diag, prev)
     return value
 
 

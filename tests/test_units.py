@@ -1,0 +1,140 @@
+"""A batch split by units (``kernels.units``) against its NumPy twin, against the row-shard
+split, and on two threads against one."""
+
+import numpy as np
+import pytest
+from conftest import Net, epoch_args, loss_param, targets_for
+
+import fastbp
+from fastbp import _threads, codes, engine, scheduler, trainer
+from fastbp.kernels import units as k_units
+from fastbp.layout import Layout
+from fastbp.reference import units as r_units
+
+SPECS = {
+    "relu-tanh": [(40, "relu"), (70, "tanh"), (3, "softmax")],
+    "elu-sigmoid": [(33, "elu"), (16, "sigmoid"), (2, "sigmoid")],
+    "one-hidden": [(100, "leaky_relu"), (1, "linear")],
+}
+LOSSES = {"relu-tanh": "categorical_crossentropy", "elu-sigmoid": "binary_crossentropy",
+          "one-hidden": "squared_error"}
+
+
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 40, 100, 512])
+@pytest.mark.parametrize("parts", [1, 2, 3, 4])
+def test_unit_blocks_cover_the_layer_in_whole_groups(n, parts):
+    blocks = [k_units.units.py_func(n, parts, s) for s in range(parts)]
+    assert blocks == [r_units.units(n, parts, s) for s in range(parts)]
+    assert blocks[0][0] == 0 and blocks[-1][1] == n
+    for (lo, hi), (lo2, _) in zip(blocks, blocks[1:]):
+        assert hi == lo2 and (lo % k_units.UNIT_GROUP == 0 or lo == n)
+    assert k_units.n_meetings.py_func(3) == 6
+
+
+def one_batch(net, X, Y, labels, sw, rows, loss, p, backend, shards, by_units, threads=1,
+              l2=0.0):
+    args, buf = epoch_args(net, X, Y, labels, sw, rows, len(rows), loss, p, shards=shards,
+                           acc_kind=codes.ACC_ARGMAX if loss == "categorical_crossentropy"
+                           else codes.ACC_NONE, by_units=by_units)
+    if backend == "numba":
+        engine.get("numba").train_epoch(args, threads)
+    else:
+        engine.get("numpy").train_epoch(args)
+    return buf
+
+
+@pytest.mark.parametrize("spec", sorted(SPECS))
+@pytest.mark.parametrize("parts", [2, 3])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_units_gradient_against_the_reference_and_the_row_shards(spec, parts, weighted, rng):
+    """One batch (``NO_STEP``, L2 on): the compiled gradient, loss and metric sums split by
+    units against the NumPy twin in float64, which equals the row-shard split's gradient up
+    to float64 rounding (the same math cut another way)."""
+    net = Net(9, SPECS[spec], rng, l2=1e-2)
+    loss = LOSSES[spec]
+    k = net.layout.n_outputs
+    Y, labels = targets_for(loss, "softmax", 60, k, rng, sparse=True)
+    X = rng.standard_normal((60, 9)).astype(np.float32)
+    sw = rng.uniform(0.2, 2.0, 60).astype(np.float32) if weighted else np.zeros(0, np.float32)
+    rows = np.sort(rng.permutation(60)[:37]).astype(np.int64)
+    p = loss_param(loss, k, norm_by_weight=float(weighted))
+    comp = one_batch(net, X, Y, labels, sw, rows, loss, p, "numba", parts, True)
+    ref_net = net.astype(np.float64)
+    f64 = (X.astype(np.float64), Y.astype(np.float64), labels, sw.astype(np.float64))
+    ref = one_batch(ref_net, *f64, rows, loss, p, "numpy", parts, True)
+    by_rows = one_batch(net.astype(np.float64), *f64, rows, loss, p, "numpy", parts, False)
+    np.testing.assert_allclose(comp["grads"][0], ref["grads"][0], rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(comp["stats"], ref["stats"], rtol=2e-5, atol=1e-5)
+    np.testing.assert_allclose(ref["grads"][0], by_rows["grads"][0], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ref["stats"].sum(0), by_rows["stats"].sum(0), rtol=1e-10)
+
+
+@pytest.mark.skipif(_threads.cores() < 2, reason="one core: no second thread to meet")
+@pytest.mark.parametrize("spec", sorted(SPECS))
+def test_units_on_two_threads_give_the_bits_of_one(spec, rng):
+    """The same batch split by units, two threads meeting at every layer against one thread
+    running both blocks: the same gradient and sums, bit for bit."""
+    net = Net(9, SPECS[spec], rng)
+    loss = LOSSES[spec]
+    k = net.layout.n_outputs
+    Y, labels = targets_for(loss, "softmax", 60, k, rng, sparse=True)
+    X = rng.standard_normal((60, 9)).astype(np.float32)
+    sw = np.zeros(0, np.float32)
+    rows = np.arange(5, 42, dtype=np.int64)
+    p = loss_param(loss, k)
+    two = one_batch(net, X, Y, labels, sw, rows, loss, p, "numba", 2, True, threads=2)
+    one = one_batch(net, X, Y, labels, sw, rows, loss, p, "numba", 2, True, threads=1)
+    np.testing.assert_array_equal(two["grads"], one["grads"])
+    np.testing.assert_array_equal(two["stats"], one["stats"])
+
+
+def test_which_networks_and_batches_split_by_units():
+    dense = Layout(8, [fastbp.Dense(64, activation="relu"), fastbp.Dense(2)])
+    assert dense.splits_by_units
+    assert not Layout(8, [fastbp.Dense(2)]).splits_by_units  # no hidden layer
+    assert not Layout(8, [fastbp.Dense(64, activation="softmax"), fastbp.Dense(2)]) \
+        .splits_by_units
+    assert not Layout(8, [fastbp.Dense(64), fastbp.Dropout(0.1), fastbp.Dense(2)]) \
+        .splits_by_units
+    X = np.zeros((100, 8), np.float32)
+    assert trainer.split_by_units(dense, 32, 2, X)  # 16-row shards
+    assert not trainer.split_by_units(dense, 64, 2, X)  # 32-row shards
+    assert not trainer.split_by_units(dense, 32, 1, X)
+    assert not trainer.split_by_units(dense, 32, 2, X, diagnostics=True)
+
+
+@pytest.mark.skipif(_threads.n_shards(32) < 2, reason="no parallel shards here")
+def test_fits_split_by_units_have_the_same_bits_on_any_thread_count(monkeypatch):
+    """Whole fits at batch 32 (16-row shards: split by units), with L2, a per-step schedule,
+    global-norm clipping and a last short batch: two threads (shared weights and a copy per
+    thread) against one, the same weights and history."""
+    monkeypatch.setattr(scheduler, "MIN_PARALLEL_FLOPS", 0)
+    seen = []
+    init = trainer.EpochRunner.__init__
+
+    def spy(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        seen.append(self.by_units)
+    monkeypatch.setattr(trainer.EpochRunner, "__init__", spy)
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((32 * 20 + 9, 12)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(int)
+    schedule = fastbp.schedules.CosineDecay(0.01, decay_steps=50, unit="step")
+    for make_optimizer in (lambda: fastbp.optimizers.Adam(schedule),
+                           lambda: fastbp.optimizers.SGD(0.05, momentum=0.9,
+                                                         global_clipnorm=0.5)):
+        results = []
+        for threads, own in ((2, True), (2, False), (1, False)):
+            monkeypatch.setattr(scheduler, "replicate", lambda n, rows, shards, own=own: own)
+            model = fastbp.Sequential([fastbp.Dense(48, activation="relu", l2=1e-3),
+                                       fastbp.Dense(20, activation="tanh"),
+                                       fastbp.Dense(2, activation="softmax")], seed=7)
+            model.compile(optimizer=make_optimizer(), loss="categorical_crossentropy",
+                          metrics=["accuracy"])
+            with _threads.limit(threads):
+                history = model.fit(X, y, epochs=2, batch_size=32, verbose=0).history
+            results.append((model.params.copy(), history))
+        for params, history in results[:-1]:
+            np.testing.assert_array_equal(params, results[-1][0])
+            assert history == results[-1][1]
+    assert all(seen)

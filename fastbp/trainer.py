@@ -318,19 +318,35 @@ def row_shards(layout, batch_size, n_rows, max_shards=None):
     return _threads.n_shards(batch_size, max_shards)
 
 
-#: row shards of fewer rows than this lose to a batch split by units: BLAS runs a 16-row
-#: product at 65-80% of the rate of a 32-row one (``bench/small_products.py``)
-UNITS_BELOW_ROWS = 32
+#: row shards of at most this many rows lose to a batch split by units: BLAS runs a 16-row
+#: product at 65-80% of the rate of a 32-row one, and a 32-row one below a 64-row one
+#: (``bench/small_products.py``); at 64-row shards the two splits were equal or rows ahead
+#: (``bench/units.py``)
+UNITS_MAX_SHARD_ROWS = 32
+#: floating-point operations a batch split by units must have per meeting of its threads (it
+#: has two per layer, row shards two per batch): a meeting cost 3-5 us more than its share of
+#: the row shards' on this 2-core machine, about what 20% of 4 MFLOP's product time saves
+UNITS_MIN_FLOPS = 4e6
 
 
 def split_by_units(layout, batch_size, shards, X, diagnostics=False):
     """Whether the batches are split by units (``kernels.units``) rather than into ``shards``
-    row shards: where row shards would be shorter than ``UNITS_BELOW_ROWS`` and the network
-    allows it (``Layout.splits_by_units``; dense data, no diagnostics). Like ``shards``, it
-    depends on the machine's cores and the batch size, never on the thread count."""
-    return bool(shards > 1 and -(-batch_size // shards) < UNITS_BELOW_ROWS
-                and layout.splits_by_units and not diagnostics
-                and not isinstance(X, sparse.CSR))
+    row shards: where row shards would have at most ``UNITS_MAX_SHARD_ROWS`` rows, a batch's
+    products have ``UNITS_MIN_FLOPS`` per meeting of the threads, and the network allows it
+    (``Layout.splits_by_units``; dense data, no diagnostics). Like ``shards``, it depends on
+    the network, the batch size and the machine's cores, never on the thread count.
+
+    Measured against row shards, fits alternating in one process (``python bench/units.py``):
+    1.2-1.3x faster epochs on 2 threads where layers of 256-1024 units meet batches of 32-64
+    rows, 1.03-1.24x on one; 0.76-0.89x where a batch of layers of 64-128 units (or one of
+    512 on 32 inputs) had under 2 MFLOP per meeting.
+    """
+    if shards < 2 or -(-batch_size // shards) > UNITS_MAX_SHARD_ROWS:
+        return False
+    meetings = 2 * layout.n_ops
+    if 6.0 * layout.n_params * batch_size < UNITS_MIN_FLOPS * meetings:
+        return False
+    return bool(layout.splits_by_units and not diagnostics and not isinstance(X, sparse.CSR))
 
 
 #: rows per chunk of the full-batch objective. Part of its definition, not a speed setting:

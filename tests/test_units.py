@@ -89,18 +89,25 @@ def test_units_on_two_threads_give_the_bits_of_one(spec, rng):
 
 
 def test_which_networks_and_batches_split_by_units():
-    dense = Layout(8, [fastbp.Dense(64, activation="relu"), fastbp.Dense(2)])
-    assert dense.splits_by_units
+    """Row shards of at most 32 rows and 4 MFLOP a meeting: 512 units on 256 inputs at batch 32
+    (6.4 MFLOP a meeting) and 64 on two shards; not at batch 128, not on one shard, not 64
+    units (0.8 MFLOP a meeting), not with diagnostics, dropout, a hidden softmax or no hidden
+    layer."""
+    wide = Layout(256, [fastbp.Dense(512, activation="relu"), fastbp.Dense(2)])
+    assert wide.splits_by_units
+    X = np.zeros((100, 256), np.float32)
+    assert trainer.split_by_units(wide, 32, 2, X)  # 16-row shards
+    assert trainer.split_by_units(wide, 64, 2, X)  # 32-row shards
+    assert not trainer.split_by_units(wide, 128, 2, X)  # 64-row shards
+    assert not trainer.split_by_units(wide, 32, 1, X)
+    assert not trainer.split_by_units(wide, 32, 2, X, diagnostics=True)
+    narrow = Layout(256, [fastbp.Dense(64, activation="relu"), fastbp.Dense(2)])
+    assert narrow.splits_by_units and not trainer.split_by_units(narrow, 32, 2, X)
     assert not Layout(8, [fastbp.Dense(2)]).splits_by_units  # no hidden layer
     assert not Layout(8, [fastbp.Dense(64, activation="softmax"), fastbp.Dense(2)]) \
         .splits_by_units
     assert not Layout(8, [fastbp.Dense(64), fastbp.Dropout(0.1), fastbp.Dense(2)]) \
         .splits_by_units
-    X = np.zeros((100, 8), np.float32)
-    assert trainer.split_by_units(dense, 32, 2, X)  # 16-row shards
-    assert not trainer.split_by_units(dense, 64, 2, X)  # 32-row shards
-    assert not trainer.split_by_units(dense, 32, 1, X)
-    assert not trainer.split_by_units(dense, 32, 2, X, diagnostics=True)
 
 
 @pytest.mark.skipif(_threads.n_shards(32) < 2, reason="no parallel shards here")
@@ -109,6 +116,7 @@ def test_fits_split_by_units_have_the_same_bits_on_any_thread_count(monkeypatch)
     global-norm clipping and a last short batch: two threads (shared weights and a copy per
     thread) against one, the same weights and history."""
     monkeypatch.setattr(scheduler, "MIN_PARALLEL_FLOPS", 0)
+    monkeypatch.setattr(trainer, "UNITS_MIN_FLOPS", 0)
     seen = []
     init = trainer.EpochRunner.__init__
 

@@ -33,6 +33,7 @@ SHAPES = {
     "deep96": (50_000, 32, (96, 96, 96, 96), 10, 128, "classification"),
     "medium": (50_000, 100, (256, 256), 10, 256, "classification"),
     "w512": (16_384, 64, (512, 512, 512), 10, 256, "classification"),
+    "w512b32": (8_192, 32, (512, 512, 512), 10, 32, "classification"),  # split by units
     "wide": (20_000, 512, (1024, 1024), 10, 512, "classification"),
 }
 

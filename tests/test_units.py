@@ -146,3 +146,28 @@ def test_fits_split_by_units_have_the_same_bits_on_any_thread_count(monkeypatch)
             np.testing.assert_array_equal(params, results[-1][0])
             assert history == results[-1][1]
     assert all(seen)
+
+
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_gemm_multiplies_blocks_in_place_with_leading_dimensions(trans_a, trans_b, rng):
+    """``blas.gemm`` on blocks inside larger row-major matrices (each operand cut at its
+    block's first element, with the whole matrix's row length), all four transpose pairs,
+    against NumPy; the rest of the output matrix is left alone."""
+    from fastbp.kernels import blas
+    m, n, k = 7, 19, 11
+    A = rng.standard_normal((k, m) if trans_a else (m, k)).astype(np.float32)
+    B = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
+    big_a = rng.standard_normal((A.shape[0] + 2, A.shape[1] + 5)).astype(np.float32)
+    big_b = rng.standard_normal((B.shape[0] + 1, B.shape[1] + 3)).astype(np.float32)
+    big_a[2:, 5:], big_b[1:, 3:] = A, B
+    big_c = rng.standard_normal((m + 3, n + 4)).astype(np.float32)
+    before = big_c.copy()
+    blas.gemm(blas.T if trans_a else blas.N, blas.T if trans_b else blas.N, m, n, k,
+              big_a.ravel()[2 * big_a.shape[1] + 5:], big_a.shape[1],
+              big_b.ravel()[big_b.shape[1] + 3:], big_b.shape[1],
+              big_c.ravel()[3 * big_c.shape[1] + 4:], big_c.shape[1])
+    expected = (A.T if trans_a else A) @ (B.T if trans_b else B)
+    np.testing.assert_allclose(big_c[3:, 4:], expected, rtol=1e-5, atol=1e-5)
+    big_c[3:, 4:] = before[3:, 4:]
+    np.testing.assert_array_equal(big_c, before)

@@ -29,12 +29,33 @@ from workloads import epoch_clock
 ROWS = 8192
 
 
+def cell_flops(cell):
+    """Floating-point operations of one epoch's matrix products: 6 per weight and row
+    (forward, weight gradient, input gradient), the output layer's included."""
+    sizes = [cell["inputs"], *hidden(cell), 10 if cell["task"] == "classification" else 1]
+    return 6 * ROWS * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def machine_rate():
+    """This process's float32 matrix-product rate, GFLOP/s: NumPy's 2048 x 2048 product,
+    best of 5 (the limit the cells' rates are read against)."""
+    a = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32)
+    b = a.copy()
+    a @ b
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * 2048 ** 3 / best / 1e9
+
+
 def epochs(cell):
     """Epochs per cell: 4, or 12 where an epoch is short (under 2 GFLOP: milliseconds), so
     that the median of the epochs after the first holds against the machine's noise."""
-    sizes = [cell["inputs"], *hidden(cell), 10]
-    flops = 6 * ROWS * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
-    return 12 if flops < 2e9 else 4
+    return 12 if cell_flops(cell) < 2e9 else 4
+
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -260,6 +281,8 @@ def worker(library, threads, cells):
     if library == "fastbp":
         import fastbp
         fastbp.set_num_threads(threads)
+    if library == "machine":
+        return [machine_rate()]
     out = []
     for cell in cells:
         try:
@@ -272,7 +295,7 @@ def worker(library, threads, cells):
 
 
 def installed(library):
-    if library == "fastbp":
+    if library in ("fastbp", "machine"):
         return True
     import importlib.util
     module = {"jax_scan": "jax"}.get(library, library)
@@ -293,7 +316,7 @@ def main():
         print(json.dumps(worker(library, threads, cells)))
         return
     results = {}
-    for library in (lib for lib in RUNNERS if installed(lib)):
+    for library in ["machine"] + [lib for lib in RUNNERS if installed(lib)]:
         for threads in (2, 1):
             env = dict(os.environ, OMP_NUM_THREADS=str(threads),
                        OPENBLAS_NUM_THREADS=str(threads), NUMBA_NUM_THREADS=str(threads),
@@ -325,16 +348,21 @@ AVX2_ONLY = {"NUMBA_CPU_NAME": "x86-64-v3", "NUMBA_CPU_FEATURES": "",
 
 
 def write(cells, results, name="sweep"):
-    peers = sorted({lib for lib, _ in results if lib != "fastbp"})
+    peers = sorted({lib for lib, _ in results if lib not in ("fastbp", "machine")})
+    rates = {t: results.get(("machine", t), [None])[0] for t in (2, 1)}
     flags = (" --quick" if len(cells) < 100 else "") + (" --avx2" if "avx2" in name else "")
     lines = [f"Epoch time, ms (median of the epochs after the first: 3, or 11 for epochs "
              f"under 2 GFLOP; {ROWS} rows, Adam), "
-             f"{time.strftime('%Y-%m-%d')}, `python bench/sweep.py{flags}`",
+             f"{time.strftime('%Y-%m-%d')}, `python bench/sweep.py{flags}`. The machine's "
+             f"float32 matrix-product rate in this run (NumPy 2048 x 2048, best of 5): "
+             + ", ".join(f"{rates[t]:.0f} GFLOP/s on {t} thread(s)" for t in (2, 1)
+                         if rates[t]) + "; fastbp's share of it is its products' rate "
+             "(6 flops per weight and row) over that.",
              "",
              "| depth | width | batch | inputs | act | task | " + " | ".join(
                  f"{lib} {t}t" for lib in ["fastbp"] + peers for t in (2, 1)) +
-             " | fastbp / best peer, 2t | 1t |",
-             "|" + "---|" * (6 + 2 * (1 + len(peers)) + 2)]
+             " | fastbp / best peer, 2t | 1t | fastbp % of machine, 2t | 1t |",
+             "|" + "---|" * (6 + 2 * (1 + len(peers)) + 4)]
     speedups = []
     for i, cell in enumerate(cells):
         row = [str(cell["depth"]), width_label(cell)] + [
@@ -352,6 +380,10 @@ def write(cells, results, name="sweep"):
             ratios.append(best / ours if best and ours else None)
         speedups.append(ratios[0])
         row += ["-" if r is None else f"{r:.2f}x" for r in ratios]
+        for t in (2, 1):
+            ours = figures[("fastbp", t)]
+            row.append(f"{cell_flops(cell) / (ours / 1e3) / 1e9 / rates[t]:.0%}"
+                       if ours and rates[t] else "-")
         lines.append("| " + " | ".join(row) + " |")
     text = "\n".join(lines) + "\n"
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)

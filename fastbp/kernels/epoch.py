@@ -42,7 +42,9 @@ from .fpmode import flush_denormals, set_fp_mode
 from .network import loss_norm, shard_gradient, split
 from .optim import advance_mu_product, clip_scale
 from .schedules import scheduled_lr
-from .shared import SY_LINE, calls_under_way, load, store, wait_for_all, wait_until_changed
+from .shared import (
+    SY_LINE, calls_under_way, load, meet, store, wait_for_all, wait_until_changed,
+)
 from .update import chunk_gradient, chunk_norm, chunk_update, ordered_sum
 from .units import n_meetings, units_gradient
 from .views import copy_to, flat, matrix
@@ -100,10 +102,7 @@ def run_batch(s, together, k, phases, data, rows, norm, net, loss, loss_param, a
                                             loss, loss_param, acc_kind, params, aux, grads[sh],
                                             xb[sh], acts[sh], deltas[sh], stats[sh], seed, t,
                                             diag[sh])
-    if together:
-        phase += 1
-        store(sync, ARRIVED + s * SY_LINE, phase)
-        wait_for_all(sync, ARRIVED, n_parts, phase)
+    phase = meet(sync, ARRIVED, s, n_parts, together, phase)
     value = ordered_sum(shard_loss) / norm
     if not np.isfinite(value):
         return value
@@ -114,10 +113,7 @@ def run_batch(s, together, k, phases, data, rows, norm, net, loss, loss_param, a
     if clipping:
         for c in range(first, last):
             chunk_norms[c] = chunk_norm(params, grads, runs, pscale, seg[c], n_parts, c)
-        if together:
-            phase += 1
-            store(sync, ARRIVED + s * SY_LINE, phase)
-            wait_for_all(sync, ARRIVED, n_parts, phase)
+        phase = meet(sync, ARRIVED, s, n_parts, together, phase)
         scale = clip_scale(ordered_sum(chunk_norms), hyper[HP_CLIPNORM])
     for c in range(first, last):
         if opt == NO_STEP:

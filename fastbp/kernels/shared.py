@@ -4,8 +4,8 @@
   the process (``fastbp._threads`` keeps the count in a one-element int64 array). A plain read
   could be kept in a register for the whole loop, since nothing in the loop writes it; an
   atomic read is made every time. On x86 it is an ordinary load: it costs nothing more.
-* The threads of one epoch (``epoch.train_epoch``) meet at a barrier twice per parallel
-  batch: each publishes how far it got with a release store into its own word of an int64
+* The threads of one epoch (``epoch.train_epoch``) meet at a barrier (``meet``) twice per
+  parallel batch, and twice more per layer when the batch is split by units: each publishes how far it got with a release store into its own word of an int64
   array, and reads the others' with acquire loads (what a thread wrote before its store is
   visible to a thread whose load sees that store). Each word sits on its own 128-byte line,
   so no two threads write the same line.
@@ -180,3 +180,16 @@ def wait_for_all(a, first, n, phase):
         while load(a, first + j * SY_LINE) < phase:
             pause(turn)
             turn += 1
+
+
+@jit(inline="always")
+def meet(sync, arrived, s, parts, together, phase):
+    """Thread s's barrier number ``phase + 1`` with the other ``parts - 1`` threads (its word
+    ``sync[arrived + s * SY_LINE]``, theirs beside it), when ``together``; returns the phase
+    now reached (``phase`` itself when not together)."""
+    if not together:
+        return phase
+    phase += 1
+    store(sync, arrived + s * SY_LINE, phase)
+    wait_for_all(sync, arrived, parts, phase)
+    return phase

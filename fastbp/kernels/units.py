@@ -36,7 +36,7 @@ from .blas import N, T, gemm
 from .dense import dense_forward
 from .losses import is_fused, loss_delta, output_stats
 from .network import block, gather_rows, split
-from .shared import SY_LINE, store, wait_for_all
+from .shared import meet
 from .views import flat
 
 #: a block of units is a whole number of these: 16 float32 fill a 64-byte cache line
@@ -58,18 +58,6 @@ def n_meetings(n_ops):
     """Barriers of one batch split by units: after the gather, after each hidden layer, after
     the loss, after each layer's backward step but the first's (2 per op)."""
     return 2 * n_ops
-
-
-@jit(inline="always")
-def meet(sync, arrived, s, parts, together, phase):
-    """Thread s's barrier number ``phase + 1`` with the other ``parts - 1`` (words
-    ``sync[arrived + j * SY_LINE]``), when ``together``; returns the new phase."""
-    if not together:
-        return phase
-    phase += 1
-    store(sync, arrived + s * SY_LINE, phase)
-    wait_for_all(sync, arrived, parts, phase)
-    return phase
 
 
 @jit(inline="always")

@@ -37,7 +37,7 @@ N = np.int8(ord("n"))
 T = np.int8(ord("t"))
 
 
-@jit(inline="always")
+@jit
 def gemm(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc):
     """``C = op(A) @ op(B)``, row-major: C (m, n), op(A) (m, k), op(B) (k, n).
 

@@ -37,7 +37,7 @@ from .dense import dense_forward
 from .losses import is_fused, loss_delta, output_stats
 from .network import block, gather_rows, split
 from .shared import meet
-from .views import flat
+from .views import flat, readonly
 
 #: a block of units is a whole number of these: 16 float32 fill a 64-byte cache line
 UNIT_GROUP = 16
@@ -60,7 +60,7 @@ def n_meetings(n_ops):
     return 2 * n_ops
 
 
-@jit(inline="always")
+@jit
 def forward_units(x, ops, opf, k, params, acts, m, s, parts):
     """Block s of hidden layer k's outputs over all m rows, activation included.
 
@@ -79,7 +79,7 @@ def forward_units(x, ops, opf, k, params, acts, m, s, parts):
                     opf[k, OF_ALPHA])
 
 
-@jit(inline="always")
+@jit
 def backward_units(x, ops, opf, k, params, grad, acts, deltas, m, s, parts):
     """Thread s's share of layer k's backward step, its delta ``g_k`` complete: the weight
     gradient's rows of input block s, the bias gradient of unit block s, and (k > 0) the
@@ -109,7 +109,7 @@ def backward_units(x, ops, opf, k, params, grad, acts, deltas, m, s, parts):
                      block(deltas, at, 1, hi - lo))
 
 
-@jit(inline="always")
+@jit
 def output_rows(X, Y, labels, sw, rows, norm, ops, opf, loss, loss_param, acc_kind, params,
                 acts, deltas, stats, s, parts):
     """Thread s's run of rows through the output layer and the loss: their outputs, the
@@ -123,7 +123,9 @@ def output_rows(X, Y, labels, sw, rows, norm, ops, opf, loss, loss_param, acc_ki
     act = ops[last, OC_ACT]
     out_act = LINEAR if is_fused(act, loss) else act
     out = block(acts, ops[last, OC_BUF] + lo * n_out, hi - lo, n_out)
-    dense_forward(block(acts, ops[last - 1, OC_BUF] + lo * n_in, hi - lo, n_in),
+    # (the input read-only, as the row shards' first layer passes it: one compiled
+    # dense_forward for both)
+    dense_forward(readonly(block(acts, ops[last - 1, OC_BUF] + lo * n_in, hi - lo, n_in)),
                   block(params, p, n_in, n_out),
                   params[p + n_in * n_out:p + n_in * n_out + n_out], out_act,
                   opf[last, OF_ALPHA], out)
@@ -151,24 +153,25 @@ def units_gradient(s, together, phase, X, Y, labels, sw, rows, norm, ops, opf, l
     parts = shard_loss.shape[0]
     m = rows.shape[0]
     s0 = xb.shape[1]
-    first, last = (s, s + 1) if together else (0, parts)
-    for q in range(first, last):
-        lo, hi = split(m, parts, q)
-        gather_rows(X, rows[lo:hi], block(flat(xb), lo * s0, hi - lo, s0))
-    phase = meet(sync, arrived, s, parts, together, phase)
     x = flat(xb)
     n_ops = ops.shape[0]
-    for k in range(n_ops - 1):
+    first, last = (s, s + 1) if together else (0, parts)
+    # the stages, a meeting after each (one call site each: compile time): the gather, the
+    # hidden layers forward, the output rows and loss, the layers backward but the first
+    for stage in range(n_meetings(n_ops) + 1):
         for q in range(first, last):
-            forward_units(x, ops, opf, k, params, acts, m, q, parts)
-        phase = meet(sync, arrived, s, parts, together, phase)
-    for q in range(first, last):
-        shard_loss[q] = output_rows(X, Y, labels, sw, rows, norm, ops, opf, loss, loss_param,
-                                    acc_kind, params, acts, deltas, stats[q], q, parts)
-    phase = meet(sync, arrived, s, parts, together, phase)
-    for k in range(n_ops - 1, -1, -1):
-        for q in range(first, last):
-            backward_units(x, ops, opf, k, params, grad, acts, deltas, m, q, parts)
-        if k > 0:
+            if stage == 0:
+                lo, hi = split(m, parts, q)
+                gather_rows(X, rows[lo:hi], block(x, lo * s0, hi - lo, s0))
+            elif stage < n_ops:
+                forward_units(x, ops, opf, stage - 1, params, acts, m, q, parts)
+            elif stage == n_ops:
+                shard_loss[q] = output_rows(X, Y, labels, sw, rows, norm, ops, opf, loss,
+                                            loss_param, acc_kind, params, acts, deltas,
+                                            stats[q], q, parts)
+            else:  # layers n_ops - 1 down to 0
+                backward_units(x, ops, opf, 2 * n_ops - stage, params, grad, acts, deltas, m,
+                               q, parts)
+        if stage < n_meetings(n_ops):
             phase = meet(sync, arrived, s, parts, together, phase)
     return phase

@@ -177,3 +177,22 @@ def test_gemm_multiplies_blocks_in_place_with_leading_dimensions(trans_a, trans_
     np.testing.assert_allclose(big_c[3:, 4:], expected, rtol=1e-5, atol=1e-5)
     big_c[3:, 4:] = before[3:, 4:]
     np.testing.assert_array_equal(big_c, before)
+
+
+def test_units_gradient_against_central_differences(rng):
+    """The compiled gradient split by units (3 blocks, float32, L2 on) against float64
+    central differences of the reference's objective of the same batch."""
+    from conftest import objective
+    from test_gradients import central_differences, relative_error
+    net = Net(5, [(20, "tanh"), (17, "elu"), (3, "softmax")], rng, dtype=np.float64, l2=1e-2,
+              alpha=0.3)
+    m, loss = 9, "categorical_crossentropy"
+    X = rng.standard_normal((m, 5))
+    Y, labels = targets_for(loss, "softmax", m, 3, rng, dtype=np.float64)
+    sw = np.zeros(0)
+    p = loss_param(loss, 3)
+    rows = np.arange(m, dtype=np.int64)
+    comp = one_batch(net.astype(np.float32), X.astype(np.float32), Y.astype(np.float32), labels,
+                     sw.astype(np.float32), rows, loss, p, "numba", 3, True)
+    numeric = central_differences(net, lambda: objective(net, X, Y, labels, sw, loss, p), 1e-6)
+    assert relative_error(comp["grads"][0], numeric) <= 1e-5

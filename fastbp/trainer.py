@@ -337,13 +337,13 @@ def split_by_units(layout, batch_size, shards, X, diagnostics=False):
     the network, the batch size and the machine's cores, never on the thread count.
 
     Measured against row shards, fits alternating in one process (``python bench/units.py``):
-    1.2-1.3x faster epochs on 2 threads where layers of 256-1024 units meet batches of 32-64
-    rows, 1.03-1.24x on one; 0.76-0.89x where a batch of layers of 64-128 units (or one of
-    512 on 32 inputs) had under 2 MFLOP per meeting.
+    1.0-2.0x faster epochs on 2 threads where layers of 256-1024 units meet batches of 32-64
+    rows (most 1.13-1.31x), 1.05-1.15x on one; 0.68-0.89x where a batch of layers of 64-128
+    units (or one of 512-1024 on 32 inputs) had under 2 MFLOP per meeting.
     """
     if shards < 2 or -(-batch_size // shards) > UNITS_MAX_SHARD_ROWS:
         return False
-    meetings = 2 * layout.n_ops
+    meetings = 2 * layout.n_ops  # kernels.units.n_meetings (not imported: no compiled code here)
     if 6.0 * layout.n_params * batch_size < UNITS_MIN_FLOPS * meetings:
         return False
     return bool(layout.splits_by_units and not diagnostics and not isinstance(X, sparse.CSR))

@@ -65,9 +65,23 @@ from fastbp import MLPClassifier
 from fastbp.kernels import epoch, inference
 def signatures():  # the kernels' compiled (or loaded) signatures in this process
     return sum(len(k.signatures) for k in (epoch.train_epoch, inference.infer))
+from fastbp import trainer
 fastbp.MLPClassifier(max_iter=1).fit(X[:64], y[:64]).score(X[:64], y[:64])  # load the kernels
-before = signatures()""", after="""extra = (f'kernel signatures in the searching process: {before} before the search, '
-         f'{signatures()} after' if n_jobs is None else '')""")
+before = signatures()
+epochs = [0, 0.0]  # epochs run in this process, and their seconds (the compiled call and the
+run = trainer.EpochRunner.run  # Python around it): the rest is per fit, score and search
+def timed_run(self, order):
+    start = time.perf_counter()
+    try:
+        return run(self, order)
+    finally:
+        epochs[0] += 1
+        epochs[1] += time.perf_counter() - start
+trainer.EpochRunner.run = timed_run""", after="""extra = (f'kernel signatures in the searching process: {before} before the search, '
+         f'{signatures()} after; {epochs[0]} epochs took {epochs[1]:.1f} s of the '
+         f'{seconds:.1f} s ({epochs[1] / epochs[0] * 1e3:.1f} ms each), the rest went to '
+         f'checking and encoding the data, shuffling, scoring and GridSearchCV itself'
+         if n_jobs is None else '')""")
 SKLEARN = dict(imports="from sklearn.neural_network import MLPClassifier", after="extra = ''")
 
 TORCH = COMMON + """

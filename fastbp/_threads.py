@@ -1,8 +1,9 @@
 """Threads: how many, how a batch is sharded, and the threads of one compiled call.
 
-fastbp starts its own threads, for the length of one compiled call: the caller's thread runs
-the kernel as thread 0 and ``n - 1`` Python threads run it as threads 1 .. n - 1; the kernels
-release the GIL, so all run at once. No Numba threading layer (OpenMP, TBB, workqueue) is
+fastbp runs its own threads: the caller's thread runs the kernel as thread 0 and ``n - 1``
+helper threads run it as threads 1 .. n - 1; the kernels release the GIL, so all run at once.
+The helpers are Python threads started at the first call that needs them and kept, blocked,
+for the next (``run``). No Numba threading layer (OpenMP, TBB, workqueue) is
 involved, so a forked child trains like its parent, any number of Python threads may call
 fastbp at once, and nothing depends on ``numba.set_num_threads``.
 
@@ -74,34 +75,114 @@ def threads_for(shards):
 
 
 def run(kernel, n, args, sync=None, stop_word=0):
-    """``kernel(s, *args)`` on ``n`` threads: s = 0 on the calling thread, the others on new
-    threads; returns thread 0's result. ``sync``: the kernel's int64 words, of which
-    ``sync[stop_word] = -1`` tells the other threads to leave (set once thread 0 is done,
-    whatever happened to it)."""
+    """``kernel(s, *args)`` on ``n`` threads: s = 0 on the calling thread, the others on
+    fastbp's helper threads (``_Helpers``); returns thread 0's result. ``sync``: the kernel's
+    int64 words, of which ``sync[stop_word] = -1`` tells the other threads to leave (set once
+    thread 0 is done, whatever happened to it)."""
     if n == 1:
         return kernel(np.int64(0), *args)
-    errors = []
-
-    def helper(s):
-        try:
-            kernel(np.int64(s), *args)
-        except BaseException as error:  # noqa: BLE001  (re-raised in the caller's thread)
-            errors.append(error)
-
-    threads = [threading.Thread(target=helper, args=(s,), daemon=True,
-                                name=f"fastbp-{s}") for s in range(1, n)]
-    for thread in threads:
-        thread.start()
+    global _helpers
+    with _helpers_lock:
+        if _helpers is None:
+            _helpers = _Helpers(keep=True)
+        pool = _helpers
+    if not pool.lock.acquire(blocking=False):
+        # another call holds the kept helpers: helpers of this call's own, which leave after it
+        pool = _Helpers(keep=False)
+        pool.lock.acquire()
     try:
-        result = kernel(np.int64(0), *args)
+        return pool.run(kernel, n, args, sync, stop_word)
     finally:
-        if sync is not None:
-            sync[stop_word] = -1
-        for thread in threads:
-            thread.join()
-    if errors:
-        raise errors[0]
-    return result
+        pool.lock.release()
+
+
+class _Helper:
+    """One helper thread: it waits (blocked, taking no core) until ``give`` hands it a job,
+    runs it and tells ``wait``; then waits for the next, or leaves unless ``keep``."""
+
+    def __init__(self, name, keep):
+        self.go, self.done = threading.Lock(), threading.Lock()
+        self.go.acquire()
+        self.done.acquire()
+        self.job, self.keep = None, keep
+        threading.Thread(target=self._loop, name=name, daemon=True).start()
+
+    def _loop(self):
+        while True:
+            self.go.acquire()
+            job, self.job = self.job, None
+            try:
+                job()
+            finally:
+                job = None  # (the job holds the call's arrays: not kept past the call)
+                self.done.release()
+            if not self.keep:
+                return
+
+    def give(self, job):
+        self.job = job
+        self.go.release()
+
+    def wait(self):
+        self.done.acquire()
+
+
+class _Helpers:
+    """Helper threads for compiled calls, started at the first call that needs them and kept
+    for the next: starting and joining a thread cost about 100 microseconds, a short epoch's
+    worth of batches; handing a job to a waiting one costs a few. One call at a time uses them
+    (``lock``); a forked child starts its own. ``keep``: False for the helpers of one call,
+    which leave after it."""
+
+    def __init__(self, keep):
+        self.lock = threading.Lock()
+        self.threads = []
+        self.keep = keep
+
+    def run(self, kernel, n, args, sync, stop_word):
+        errors = []
+
+        def job(s):
+            def helper():
+                try:
+                    kernel(np.int64(s), *args)
+                except BaseException as error:  # noqa: BLE001  (re-raised in the caller's)
+                    errors.append(error)
+            return helper
+
+        while len(self.threads) < n - 1:
+            self.threads.append(_Helper(f"fastbp-{len(self.threads) + 1}", self.keep))
+        helpers = self.threads[:n - 1]
+        given = []
+        try:
+            for s, helper in enumerate(helpers, 1):
+                helper.give(job(s))
+                given.append(helper)
+            result = kernel(np.int64(0), *args)
+        finally:
+            if sync is not None:
+                sync[stop_word] = -1
+            self._wait(given)
+        if errors:
+            raise errors[0]
+        return result
+
+    def _wait(self, given):
+        global _helpers
+        try:
+            for helper in given:
+                helper.wait()
+        except BaseException:
+            # interrupted while a helper still runs: it finishes on its own (it was told to
+            # leave), and these helpers are not handed another job
+            if _helpers is self:
+                _helpers = None
+            raise
+
+
+#: the kept helpers (``_Helpers``), None before the first call that needs them
+_helpers = None
+_helpers_lock = threading.Lock()
 
 
 # --- several fits or predictions at once ---------------------------------------------------
@@ -150,8 +231,10 @@ def alone():
 
 def _after_fork_in_child():
     # calls under way in the parent's other threads do not exist in the child
-    global _blas_lock, _blas_depth
+    global _blas_lock, _blas_depth, _helpers, _helpers_lock
     _calls.clear()
+    _helpers = None  # the parent's helper threads do not exist in the child
+    _helpers_lock = threading.Lock()
     RUNNING[0] = 0
     _blas_lock = threading.Lock()
     _blas_depth = 0

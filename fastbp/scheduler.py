@@ -8,10 +8,11 @@ import numpy as np
 
 from . import codes
 
-#: a parallel epoch starts threads (about 150 microseconds to start and join one on a 2-core
-#: virtual machine): an epoch of fewer floating-point operations than this (6 per parameter
-#: and row: forward, weight gradient, input gradient) runs on one thread, where that would be
-#: more than a few percent of its time
+#: an epoch of fewer floating-point operations than this (6 per parameter and row: forward,
+#: weight gradient, input gradient) runs on one thread, with one shard: below it, a batch's
+#: two shards' fixed work and meetings cost more than the second core saves (32-64-unit
+#: networks at batch 200: 0.90-0.98x at 32-65 MFLOP an epoch, 1.16x at 65-129; 128-64 units:
+#: 0.96x at 78, 1.44x at 155); handing an epoch to the kept helper threads costs about 60 us
 MIN_PARALLEL_FLOPS = 64e6
 
 

@@ -536,3 +536,86 @@ def test_an_epoch_too_short_for_threads_runs_one_shard(monkeypatch):
     monkeypatch.setattr(scheduler, "MIN_PARALLEL_FLOPS", 0)
     model.fit(X, X[:, 0], epochs=1, batch_size=64, verbose=0)
     assert shards[-1] == (_threads.n_shards(64), _threads.n_shards(64) > 1)
+
+
+def helper_names():
+    return sorted(t.name for t in threading.enumerate() if t.name.startswith("fastbp-"))
+
+
+def test_helper_threads_are_kept_between_calls_and_run_every_part():
+    """``_threads.run`` runs part 0 on the caller and part s on helper s; the helpers stay
+    for the next call (the same threads), and an error in a helper reaches the caller, after
+    which the helpers still serve."""
+
+    def kernel(s, out):
+        out[s] = threading.get_ident()
+        return int(s)
+
+    out = np.zeros(3, np.int64)
+    assert _threads.run(kernel, 3, (out,)) == 0
+    first = out.copy()
+    assert out[0] == threading.get_ident() and len(set(out)) == 3
+    _threads.run(kernel, 3, (out,))
+    assert (out == first).all()  # the same helper threads
+    assert helper_names() == ["fastbp-1", "fastbp-2"]
+
+    def failing(s):
+        if s == 1:
+            raise ZeroDivisionError("in helper 1")
+
+    with pytest.raises(ZeroDivisionError, match="in helper 1"):
+        _threads.run(failing, 2, ())
+    _threads.run(kernel, 3, (out,))
+    assert (out == first).all()
+
+
+def test_a_call_while_the_kept_helpers_are_busy_gets_helpers_of_its_own_that_leave():
+    """Two Python threads each make a call on two threads at once: the second takes helpers
+    of its own, which leave after its call; the kept ones stay."""
+    _threads.run(lambda s: None, 2, ())  # the kept helper exists
+    kept = helper_names()
+    inside, release = threading.Event(), threading.Event()
+
+    def holding(s):
+        if s == 0:
+            inside.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=_threads.run, args=(holding, 2, ()))
+    holder.start()
+    assert inside.wait(10)
+    parts = []
+    _threads.run(lambda s: parts.append(int(s)), 2, ())
+    assert sorted(parts) == [0, 1]
+    release.set()
+    holder.join(10)
+    deadline = time.monotonic() + 10
+    while helper_names() != kept and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert helper_names() == kept
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_starts_helpers_of_its_own():
+    """The parent's kept helpers do not exist in a forked child: its first call on two
+    threads starts its own (a child waiting on the parent's would hang)."""
+    _threads.run(lambda s: None, 2, ())
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report the parts that ran, then leave at once
+        try:
+            parts = []
+            _threads.run(lambda s: parts.append(int(s)), 2, ())
+            os.write(write, bytes(sorted(parts)))
+        finally:
+            os._exit(0)
+    os.close(write)
+    deadline = time.monotonic() + 30
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung in its first call on two threads")
+        time.sleep(0.01)
+    assert os.read(read, 16) == bytes([0, 1])
+    os.close(read)

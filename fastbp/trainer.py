@@ -49,11 +49,13 @@ class EpochRunner:
         # Neither depends on the thread count, so neither do the bits. ``shards`` given: that
         # many (the same bits on another machine, whatever its cores).
         if shards is None:
-            shards = row_shards(layout, self.batch_size, len(data[0]))
+            shards, self.by_units = batch_parts(layout, self.batch_size, len(data[0]),
+                                                data[0], diagnostics)
+        else:
+            self.by_units = split_by_units(layout, self.batch_size, shards, data[0],
+                                           diagnostics)
         self.shards = int(shards)
         self.diagnostics = diagnostics
-        self.by_units = split_by_units(layout, self.batch_size, self.shards, data[0],
-                                       diagnostics)
         self.buf = layout.shard_buffers(self.batch_size, self.shards, diagnostics,
                                         self.by_units)
         self.kernel_X, self.csr = sparse.kernel_input(data[0])
@@ -316,6 +318,23 @@ def row_shards(layout, batch_size, n_rows, max_shards=None):
     if layout.has_batchnorm or not scheduler.worth_threads(layout.n_params, n_rows):
         return 1
     return _threads.n_shards(batch_size, max_shards)
+
+
+def batch_parts(layout, batch_size, n_rows, X, diagnostics=False):
+    """``(parts, by_units)``: how an epoch's batches are cut, ``row_shards`` row shards, or
+    (``split_by_units``) one block of units per core. A batch too short for two row shards of
+    ``_threads.MIN_SHARD_ROWS`` rows (batch 16 on 2 cores) is still split by units where the
+    rule allows (``bench/cliffs.py``: a 3 x 512 network on 256 inputs at batch 16 ran on one
+    core, 2.2x slower than at batch 32 on two. Split by units, 2-thread epochs at batch 16
+    were 1.58x faster there and 1.49x for 2 x 1024 tanh on 512 inputs; held to one thread
+    of the 2 cores, with the same bits, 0.88x and 0.94x)."""
+    shards = row_shards(layout, batch_size, n_rows)
+    if shards == 1 and not layout.has_batchnorm and \
+            scheduler.worth_threads(layout.n_params, n_rows):
+        cores = min(_threads.cores(), batch_size)
+        if cores > 1 and split_by_units(layout, batch_size, cores, X, diagnostics):
+            return cores, True
+    return shards, split_by_units(layout, batch_size, shards, X, diagnostics)
 
 
 #: row shards of at most this many rows lose to a batch split by units: BLAS runs a 16-row

@@ -110,6 +110,59 @@ def test_which_networks_and_batches_split_by_units():
         .splits_by_units
 
 
+def test_batches_too_short_for_two_row_shards_split_by_units(monkeypatch):
+    """At batch 16 (24) a 2-core machine has no two row shards of 16 rows: the batch is split
+    by units on both cores where the rule allows it (three layers of 512 units: 4 MFLOP a
+    meeting at batch 16; one layer of 512 at batch 24, not 16), on one shard otherwise; one
+    core, batch norm or an epoch too short for threads keep one shard."""
+    monkeypatch.setattr(_threads, "cores", lambda: 2)
+    deep = Layout(256, [fastbp.Dense(512, activation="relu") for _ in range(3)]
+                  + [fastbp.Dense(10)])
+    one = Layout(256, [fastbp.Dense(512, activation="relu"), fastbp.Dense(2)])
+    X = np.zeros((100, 256), np.float32)
+    rows = 10 ** 6
+    assert trainer.batch_parts(deep, 16, rows, X) == (2, True)
+    assert trainer.batch_parts(deep, 8, rows, X) == (1, False)  # under 4 MFLOP a meeting
+    assert trainer.batch_parts(one, 24, rows, X) == (2, True)
+    assert trainer.batch_parts(one, 16, rows, X) == (1, False)
+    assert trainer.batch_parts(one, 64, rows, X) == (2, True)  # two 32-row shards: units
+    assert trainer.batch_parts(one, 256, rows, X) == (2, False)  # two row shards
+    assert trainer.batch_parts(deep, 16, 10, X) == (1, False)  # too short for threads
+    normed = Layout(256, [fastbp.Dense(512), fastbp.BatchNormalization(), fastbp.Dense(2)])
+    assert trainer.batch_parts(normed, 16, rows, X) == (1, False)
+    monkeypatch.setattr(_threads, "cores", lambda: 1)
+    assert trainer.batch_parts(deep, 16, rows, X) == (1, False)
+
+
+@pytest.mark.skipif(_threads.cores() < 2, reason="one core: nothing to compare")
+def test_a_batch_of_16_split_by_units_has_the_bits_of_one_thread(monkeypatch):
+    """A fit at batch 16 (no two row shards) split by units: two threads, one thread."""
+    monkeypatch.setattr(scheduler, "MIN_PARALLEL_FLOPS", 0)
+    monkeypatch.setattr(trainer, "UNITS_MIN_FLOPS", 0)
+    seen = []
+    init = trainer.EpochRunner.__init__
+
+    def spy(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        seen.append((self.shards, self.by_units))
+    monkeypatch.setattr(trainer.EpochRunner, "__init__", spy)
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((16 * 12 + 5, 10)).astype(np.float32)
+    y = X[:, 0] * X[:, 1] + X[:, 2]
+    results = []
+    for threads in (2, 1):
+        model = fastbp.Sequential([fastbp.Dense(40, activation="tanh"),
+                                   fastbp.Dense(24, activation="relu"), fastbp.Dense(1)],
+                                  seed=3)
+        model.compile(optimizer="adam", loss="mse")
+        with _threads.limit(threads):
+            history = model.fit(X, y, epochs=2, batch_size=16, verbose=0).history
+        results.append((model.params.copy(), history))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    assert results[0][1] == results[1][1]
+    assert seen == [(min(_threads.cores(), 16), True)] * 2
+
+
 @pytest.mark.skipif(_threads.n_shards(32) < 2, reason="no parallel shards here")
 def test_fits_split_by_units_have_the_same_bits_on_any_thread_count(monkeypatch):
     """Whole fits at batch 32 (16-row shards: split by units), with L2, a per-step schedule,

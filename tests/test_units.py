@@ -134,9 +134,9 @@ def test_batches_too_short_for_two_row_shards_split_by_units(monkeypatch):
     assert trainer.batch_parts(deep, 16, rows, X) == (1, False)
 
 
-@pytest.mark.skipif(_threads.cores() < 2, reason="one core: nothing to compare")
-def test_a_batch_of_16_split_by_units_has_the_bits_of_one_thread(monkeypatch):
-    """A fit at batch 16 (no two row shards) split by units: two threads, one thread."""
+def splits_of_every_fit(monkeypatch):
+    """Threads and the split by units for any network (no flop limits); returns the list
+    that receives each fit's ``(shards, by_units)``."""
     monkeypatch.setattr(scheduler, "MIN_PARALLEL_FLOPS", 0)
     monkeypatch.setattr(trainer, "UNITS_MIN_FLOPS", 0)
     seen = []
@@ -146,6 +146,13 @@ def test_a_batch_of_16_split_by_units_has_the_bits_of_one_thread(monkeypatch):
         init(self, *args, **kwargs)
         seen.append((self.shards, self.by_units))
     monkeypatch.setattr(trainer.EpochRunner, "__init__", spy)
+    return seen
+
+
+@pytest.mark.skipif(_threads.cores() < 2, reason="one core: nothing to compare")
+def test_a_batch_of_16_split_by_units_has_the_bits_of_one_thread(monkeypatch):
+    """A fit at batch 16 (no two row shards) split by units: two threads, one thread."""
+    seen = splits_of_every_fit(monkeypatch)
     rng = np.random.default_rng(5)
     X = rng.standard_normal((16 * 12 + 5, 10)).astype(np.float32)
     y = X[:, 0] * X[:, 1] + X[:, 2]
@@ -169,15 +176,7 @@ def test_fits_split_by_units_have_the_same_bits_on_any_thread_count(monkeypatch)
     global-norm clipping and a last short batch: two threads (shared weights and a copy per
     thread) against one, the same weights and history; a loss that turns infinite mid-epoch
     stops at the same batch with the same weights."""
-    monkeypatch.setattr(scheduler, "MIN_PARALLEL_FLOPS", 0)
-    monkeypatch.setattr(trainer, "UNITS_MIN_FLOPS", 0)
-    seen = []
-    init = trainer.EpochRunner.__init__
-
-    def spy(self, *args, **kwargs):
-        init(self, *args, **kwargs)
-        seen.append(self.by_units)
-    monkeypatch.setattr(trainer.EpochRunner, "__init__", spy)
+    seen = splits_of_every_fit(monkeypatch)
     rng = np.random.default_rng(4)
     X = rng.standard_normal((32 * 20 + 9, 12)).astype(np.float32)
     y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(int)
@@ -204,7 +203,7 @@ def test_fits_split_by_units_have_the_same_bits_on_any_thread_count(monkeypatch)
             np.testing.assert_array_equal(params, results[-1][0])
             assert history == results[-1][1]
     assert isinstance(history, str) and "batch" in history
-    assert all(seen)
+    assert all(by_units for _, by_units in seen)
 
 
 @pytest.mark.parametrize("trans_a", [False, True])

@@ -2,19 +2,28 @@
 (one jit per step, and one per epoch with ``lax.scan``) and scikit-learn, each library in a
 process of its own, on 2 threads and on 1 (the process pinned to one core).
 
-    python bench/sweep.py --quick            # 32 cells, about 13 minutes
+    python bench/sweep.py --quick            # 32 cells, about 11 minutes
     python bench/sweep.py                    # the full grid (depth 1-6, widths 16-1024, ...)
     python bench/sweep.py --quick --avx2     # every library held to AVX2 (AVX-512 masked)
+    python bench/sweep.py --quick --rounds 2 # every cell measured twice, its best kept
 
 Each cell trains a ReLU (or tanh) MLP with Adam on 8,192 random rows (10 classes, or one
 regression target) for 4 epochs (12 where an epoch is under 2 GFLOP); the median of the
-epochs after the first is the cell's figure. Writes ``bench/results/sweep.md`` (the table:
-ms per epoch per library and thread count, and fastbp's speed-up over the fastest peer) and
-``bench/results/sweep.png`` (that speed-up as a heat map, 2 threads). Peers that are not installed are left out (``pip install
-torch==2.13.0 jax``).
+epochs after the first is the cell's figure. One worker process per library and thread count
+stays up for the whole sweep, and the cells are measured one at a time, every worker in turn
+on the same cell before the next (one worker runs at a time; the others wait on their
+input). So every library's figure for a cell is taken within the same minute: on a shared
+machine, another tenant's burst slows a cell, not one library's whole stretch of cells. With
+``--rounds N`` each cell is measured N times over (the workers' order reversed every other
+round) and keeps each library's fastest. Writes ``bench/results/sweep.md`` (the table: ms per
+epoch per library and thread count, and fastbp's speed-up over the fastest peer) and
+``bench/results/sweep.png`` (that speed-up as a heat map, 2 threads). Peers that are not
+installed are left out (``pip install torch==2.13.0 jax``).
 """
 
 import argparse
+import importlib
+import importlib.util
 import itertools
 import json
 import os
@@ -270,9 +279,11 @@ RUNNERS = {"fastbp": epochs_fastbp, "torch": epochs_torch, "jax": epochs_jax,
 
 
 def worker(library, threads, cells):
-    """In a fresh process: median epoch ms of every cell (None where the library fails).
-    One thread: the process is pinned to one core before any library loads (JAX's CPU
-    client, told to use one thread by XLA_FLAGS, still ran its products on two cores)."""
+    """In a fresh process: say "ready" once set up, then read cell indices from stdin, one per line, and answer each with
+    the cell's median epoch ms as a JSON line (null where the library fails), until stdin
+    closes. One thread: the process is pinned to one core before any library loads (JAX's CPU
+    client, told to use one thread by XLA_FLAGS, still ran its products on two cores). The
+    library ``machine`` answers with the machine's matrix-product rate instead."""
     if threads == 1 and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     if library == "torch":
@@ -281,23 +292,77 @@ def worker(library, threads, cells):
     if library == "fastbp":
         import fastbp
         fastbp.set_num_threads(threads)
-    if library == "machine":
-        return [machine_rate()]
-    out = []
-    for cell in cells:
+    # imported before the first cell, not while another worker's cell runs
+    for module in {"jax": ["jax"], "jax_scan": ["jax"], "sklearn": ["sklearn.neural_network"]
+                   }.get(library, []):
+        importlib.import_module(module)
+    print(json.dumps("ready"), flush=True)
+    for line in sys.stdin:
+        value = None
         try:
-            times = RUNNERS[library](cell)
-            out.append(float(np.median(times[1:])) * 1e3)
+            if library == "machine":
+                value = machine_rate()
+            else:
+                value = float(np.median(RUNNERS[library](cells[int(line)])[1:])) * 1e3
         except Exception as error:  # noqa: BLE001  (a missing peer, an unsupported shape)
-            out.append(None)
-            print(f"{library} {cell}: {type(error).__name__}: {error}", file=sys.stderr)
-    return out
+            print(f"{library} {cells[int(line)]}: {type(error).__name__}: {error}",
+                  file=sys.stderr)
+        print(json.dumps(value), flush=True)
+
+
+class Worker:
+    """A ``worker`` process of one library on ``threads`` threads, asked one cell at a time."""
+
+    def __init__(self, library, threads, args):
+        self.key = (library, threads)
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads),
+                   OPENBLAS_NUM_THREADS=str(threads), NUMBA_NUM_THREADS=str(threads),
+                   XLA_FLAGS="--xla_cpu_multi_thread_eigen="
+                   f"{'true' if threads > 1 else 'false'} intra_op_parallelism_threads={threads}")
+        if args.avx2:
+            env.update(AVX2_ONLY)
+            env["XLA_FLAGS"] += " --xla_cpu_max_isa=AVX2"
+        command = [sys.executable, __file__, "--worker", library, str(threads)]
+        if args.quick:
+            command.insert(2, "--quick")
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True, env=env)
+        self.process.stdout.readline()  # "ready": its imports are done before the next starts
+        self.seconds = 0.0
+
+    def measure(self, index):
+        """The worker's figure for cell ``index`` (None if it failed or the worker is gone)."""
+        if self.process.poll() is not None:
+            return None
+        start = time.perf_counter()
+        try:
+            self.process.stdin.write(f"{index}\n")
+            self.process.stdin.flush()
+            line = self.process.stdout.readline()
+        except BrokenPipeError:
+            return None
+        self.seconds += time.perf_counter() - start
+        return json.loads(line) if line.strip() else None
+
+    def close(self):
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def fmt(value):
+    return "-" if value is None else f"{value:.1f}"
+
+
+def best_of(library, values):
+    """The best of a cell's figures over the rounds (None where a round failed): the least
+    epoch time, or for the machine's rate the highest."""
+    values = [v for v in values if v is not None]
+    return (max if library == "machine" else min)(values) if values else None
 
 
 def installed(library):
     if library in ("fastbp", "machine"):
         return True
-    import importlib.util
     module = {"jax_scan": "jax"}.get(library, library)
     return importlib.util.find_spec(module) is not None
 
@@ -308,35 +373,48 @@ def main():
     parser.add_argument("--avx2", action="store_true",
                         help="every library held to AVX2 (AVX-512 masked), as on a CPU "
                              "without it; writes sweep-avx2.md and .png")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure every cell this many times over; each library keeps its "
+                             "fastest")
+    parser.add_argument("--cells", help="comma-separated indices (from 0) of the grid's cells "
+                                            "to measure, in that order (default: all)")
     parser.add_argument("--worker", nargs=2, metavar=("LIBRARY", "THREADS"))
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1; received {args.rounds}")
     cells = grid(args.quick)
     if args.worker:
-        library, threads = args.worker[0], int(args.worker[1])
-        print(json.dumps(worker(library, threads, cells)))
+        worker(args.worker[0], int(args.worker[1]), cells)
         return
-    results = {}
-    for library in ["machine"] + [lib for lib in RUNNERS if installed(lib)]:
-        for threads in (2, 1):
-            env = dict(os.environ, OMP_NUM_THREADS=str(threads),
-                       OPENBLAS_NUM_THREADS=str(threads), NUMBA_NUM_THREADS=str(threads),
-                       XLA_FLAGS=f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'}"
-                       f" intra_op_parallelism_threads={threads}")
-            if args.avx2:
-                env.update(AVX2_ONLY)
-                env["XLA_FLAGS"] += " --xla_cpu_max_isa=AVX2"
-            command = [sys.executable, __file__, "--worker", library, str(threads)]
-            if args.quick:
-                command.insert(2, "--quick")
-            start = time.perf_counter()
-            run = subprocess.run(command, capture_output=True, text=True, env=env)
-            if run.returncode != 0:
-                print(run.stderr[-2000:], file=sys.stderr)
-                continue
-            results[(library, threads)] = json.loads(run.stdout.strip().splitlines()[-1])
-            print(f"{library} on {threads} thread(s): {time.perf_counter() - start:.0f} s",
-                  file=sys.stderr)
-    write(cells, results, "sweep-avx2" if args.avx2 else "sweep")
+    chosen = range(len(cells)) if not args.cells else [int(i) for i in args.cells.split(",")]
+    if any(not 0 <= i < len(cells) for i in chosen):
+        parser.error(f"--cells takes indices from 0 to {len(cells) - 1}; received {args.cells}")
+    workers = [Worker(library, threads, args)
+               for library in [lib for lib in RUNNERS if installed(lib)] for threads in (2, 1)]
+    machine = [Worker("machine", threads, args) for threads in (2, 1)]
+    results = {w.key: [None] * len(chosen) for w in workers}
+    for w in machine:  # the machine's rate: the best of one measurement per round
+        results[w.key] = [best_of("machine", [w.measure(0) for _ in range(args.rounds)])]
+    for i, index in enumerate(chosen):
+        cell = cells[index]
+        figures = {w.key: [] for w in workers}
+        for round_ in range(args.rounds):
+            for w in workers if round_ % 2 == 0 else workers[::-1]:
+                figures[w.key].append(w.measure(index))
+        for key, values in figures.items():
+            results[key][i] = best_of(key[0], values)
+        done = ", ".join(f"{lib} {t}t {fmt(results[(lib, t)][i])}" for lib, t in results
+                         if lib != "machine")
+        print(f"cell {i + 1}/{len(chosen)}, {width_label(cell)} at batch {cell['batch']}: {done}",
+              file=sys.stderr, flush=True)
+    for w in workers + machine:
+        w.close()
+    print("seconds per worker: " + ", ".join(f"{lib} {t}t {w.seconds:.0f}"
+                                            for w in workers for lib, t in [w.key]),
+          file=sys.stderr)
+    name = ("sweep-avx2" if args.avx2 else "sweep") + ("-cells" if args.cells else "")
+    write([cells[i] for i in chosen], results, name, args.rounds,
+          " ".join(["python bench/sweep.py", *sys.argv[1:]]))
 
 
 #: the environment that holds each library to AVX2 + FMA: Numba's target (fastbp's portable
@@ -347,13 +425,13 @@ AVX2_ONLY = {"NUMBA_CPU_NAME": "x86-64-v3", "NUMBA_CPU_FEATURES": "",
              "DNNL_MAX_CPU_ISA": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 
 
-def write(cells, results, name="sweep"):
+def write(cells, results, name, rounds, command):
     peers = sorted({lib for lib, _ in results if lib not in ("fastbp", "machine")})
     rates = {t: results.get(("machine", t), [None])[0] for t in (2, 1)}
-    flags = (" --quick" if len(cells) < 100 else "") + (" --avx2" if "avx2" in name else "")
+    best = f", each library's best of {rounds} rounds" if rounds > 1 else ""
     lines = [f"Epoch time, ms (median of the epochs after the first: 3, or 11 for epochs "
-             f"under 2 GFLOP; {ROWS} rows, Adam), "
-             f"{time.strftime('%Y-%m-%d')}, `python bench/sweep.py{flags}`. The machine's "
+             f"under 2 GFLOP; {ROWS} rows, Adam{best}), "
+             f"{time.strftime('%Y-%m-%d')}, `{command}`. The machine's "
              f"float32 matrix-product rate in this run (NumPy 2048 x 2048, best of 5): "
              + ", ".join(f"{rates[t]:.0f} GFLOP/s on {t} thread(s)" for t in (2, 1)
                          if rates[t]) + "; fastbp's share of it is its products' rate "

@@ -279,11 +279,12 @@ RUNNERS = {"fastbp": epochs_fastbp, "torch": epochs_torch, "jax": epochs_jax,
 
 
 def worker(library, threads, cells):
-    """In a fresh process: say "ready" once set up, then read cell indices from stdin, one per line, and answer each with
-    the cell's median epoch ms as a JSON line (null where the library fails), until stdin
-    closes. One thread: the process is pinned to one core before any library loads (JAX's CPU
-    client, told to use one thread by XLA_FLAGS, still ran its products on two cores). The
-    library ``machine`` answers with the machine's matrix-product rate instead."""
+    """In a fresh process: say "ready" once set up, then read cell indices from stdin, one per
+    line, and answer each with the cell's median epoch ms as a JSON line (null where the
+    library fails), until stdin closes. One thread: the process is pinned to one core before
+    any library loads (JAX's CPU client, told to use one thread by XLA_FLAGS, still ran its
+    products on two cores). The library ``machine`` answers with the machine's
+    matrix-product rate instead."""
     if threads == 1 and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     if library == "torch":
@@ -377,7 +378,8 @@ def main():
                         help="measure every cell this many times over; each library keeps its "
                              "fastest")
     parser.add_argument("--cells", help="comma-separated indices (from 0) of the grid's cells "
-                                            "to measure, in that order (default: all)")
+                                         "to measure, in that order (default: all); writes "
+                                         "sweep-cells.md (or sweep-avx2-cells.md) and .png")
     parser.add_argument("--worker", nargs=2, metavar=("LIBRARY", "THREADS"))
     args = parser.parse_args()
     if args.rounds < 1:
@@ -386,7 +388,11 @@ def main():
     if args.worker:
         worker(args.worker[0], int(args.worker[1]), cells)
         return
-    chosen = range(len(cells)) if not args.cells else [int(i) for i in args.cells.split(",")]
+    try:
+        chosen = (range(len(cells)) if not args.cells
+                  else [int(i) for i in args.cells.split(",")])
+    except ValueError:
+        chosen = [-1]
     if any(not 0 <= i < len(cells) for i in chosen):
         parser.error(f"--cells takes indices from 0 to {len(cells) - 1}; received {args.cells}")
     workers = [Worker(library, threads, args)

@@ -12,7 +12,12 @@ protocol's synthetic classification data, 32 inputs, 10 classes):
 * PyTorch: the loop a user writes: ``ParameterGrid`` x ``StratifiedKFold``, an ``nn.Sequential``
   per configuration, Adam with ``weight_decay`` = alpha / n_train (scikit-learn's penalty
   ``alpha / (2 n) ||W||^2`` per sample, whose gradient is ``alpha / n W``), mini-batches by
-  index slicing of a ``randperm``, accuracy on the held-out fold.
+  index slicing of a ``randperm``, accuracy on the held-out fold;
+* JAX: the same loop with one jitted epoch (its batches in ``lax.scan``, the fastest JAX form
+  in ``bench/sweep.py``; scikit-learn's penalty on the weights in the loss; learning rate and
+  penalty passed as arguments, so a new value does not recompile) and a jitted prediction.
+  ``jit`` compiles once per network shape and fold size: the count and the seconds of those
+  compilations are reported, where fastbp's one compiled kernel serves every shape.
 
 Grid: hidden sizes (32,), (64,), (64, 64), (128, 64) x alpha 1e-4, 1e-3 x learning rate
 1e-3, 3e-3, 1e-2; 10 epochs each (``max_iter=10``, no early stopping), batch 200, Adam.
@@ -77,7 +82,7 @@ def timed_run(self, order):
     finally:
         epochs[0] += 1
         epochs[1] += time.perf_counter() - start
-trainer.EpochRunner.run = timed_run""", after="""extra = (f'kernel signatures in the searching process: {before} before the search, '
+trainer.EpochRunner.run = timed_run""", after="""extra = (f'fastbp: kernel signatures in the searching process: {before} before the search, '
          f'{signatures()} after; {epochs[0]} epochs took {epochs[1]:.1f} s of the '
          f'{seconds:.1f} s ({epochs[1] / epochs[0] * 1e3:.1f} ms each), the rest went to '
          f'checking and encoding the data, shuffling, scoring and GridSearchCV itself'
@@ -126,6 +131,105 @@ print(json.dumps({{"seconds": seconds, "score": best, "params": str(best_params)
                   "extra": ""}}))
 """
 
+JAX = COMMON + """
+import jax
+import jax.numpy as jnp
+from sklearn.model_selection import ParameterGrid, StratifiedKFold
+Xj, yj = jnp.asarray(X), jnp.asarray(y)
+
+
+def loss(params, xb, yb, penalty):
+    h = xb
+    for W, b in params[:-1]:
+        h = jax.nn.relu(h @ W + b)
+    out = h @ params[-1][0] + params[-1][1]
+    data = -jnp.mean(jax.nn.log_softmax(out)[jnp.arange(xb.shape[0]), yb])
+    return data + 0.5 * penalty * sum(jnp.sum(W * W) for W, _ in params)
+
+
+def step(params, m, v, t, xb, yb, lr, penalty):
+    g = jax.grad(loss)(params, xb, yb, penalty)
+    m = jax.tree_util.tree_map(lambda a, b: 0.9 * a + 0.1 * b, m, g)
+    v = jax.tree_util.tree_map(lambda a, b: 0.999 * a + 0.001 * b * b, v, g)
+    scale = lr * jnp.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)
+    params = jax.tree_util.tree_map(lambda a, b, c: a - scale * b / (jnp.sqrt(c) + 1e-8),
+                                    params, m, v)
+    return params, m, v
+
+
+@jax.jit
+def epoch(params, m, v, t, Xtr, ytr, order, lr, penalty):
+    # the epoch's whole batches in one lax.scan, then the shorter last one
+    whole = order.shape[0] // 200 * 200
+
+    def body(carry, batch):
+        params, m, v, t = carry
+        t = t + 1
+        return (*step(params, m, v, t, *batch, lr, penalty), t), None
+
+    batches = (Xtr[order[:whole]].reshape(-1, 200, Xtr.shape[1]),
+               ytr[order[:whole]].reshape(-1, 200))
+    (params, m, v, t), _ = jax.lax.scan(body, (params, m, v, t), batches)
+    if whole < order.shape[0]:
+        t = t + 1
+        params, m, v = step(params, m, v, t, Xtr[order[whole:]], ytr[order[whole:]], lr,
+                            penalty)
+    return params, m, v, t
+
+
+@jax.jit
+def predict(params, xb):
+    h = xb
+    for W, b in params[:-1]:
+        h = jax.nn.relu(h @ W + b)
+    return jnp.argmax(h @ params[-1][0] + params[-1][1], axis=1)
+
+
+compiles = [0, 0.0]  # compilations, and the seconds of the calls that compiled
+
+
+def call(f, *args):
+    before, start = f._cache_size(), time.perf_counter()
+    out = f(*args)
+    if f._cache_size() > before:
+        jax.block_until_ready(out)
+        compiles[0] += 1
+        compiles[1] += time.perf_counter() - start
+    return out
+
+
+def train_and_score(params_, train, test, seed):
+    key = jax.random.PRNGKey(seed)
+    sizes, params = [X.shape[1], *params_["hidden_layer_sizes"], 10], []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        key, sub = jax.random.split(key)
+        params.append((jax.random.normal(sub, (a, b)) * jnp.sqrt(2.0 / a), jnp.zeros(b)))
+    m = jax.tree_util.tree_map(jnp.zeros_like, params)
+    v = jax.tree_util.tree_map(jnp.zeros_like, params)
+    lr, penalty = jnp.float32(params_["learning_rate_init"]), jnp.float32(
+        params_["alpha"] / len(train))
+    Xtr, ytr = Xj[train], yj[train]
+    rng, t = np.random.default_rng(seed), jnp.float32(0)
+    for _ in range(10):
+        order = jnp.asarray(rng.permutation(len(train)))
+        params, m, v, t = call(epoch, params, m, v, t, Xtr, ytr, order, lr, penalty)
+    return float(jnp.mean(call(predict, params, Xj[test]) == yj[test]))
+
+
+start = time.perf_counter()
+best, best_params = -1.0, None
+folds = list(StratifiedKFold(3).split(X, y))
+for params in ParameterGrid(grid):
+    score = np.mean([train_and_score(params, tr, te, 0) for tr, te in folds])
+    if score > best:
+        best, best_params = score, params
+seconds = time.perf_counter() - start
+extra = (f"JAX compiled {{compiles[0]}} times during the search, "
+         f"{{compiles[1]:.1f}} s of its {{seconds:.1f}} s")
+print(json.dumps({{"seconds": seconds, "score": best, "params": str(best_params),
+                  "extra": extra}}))
+"""
+
 
 def search_flops(rows):
     """Floating-point operations of the search's training (the protocol's count: forward,
@@ -161,6 +265,7 @@ def main():
          GRID_SEARCH.format(**fmt, n_jobs=None, **SKLEARN)),
         ("scikit-learn (GridSearchCV, n_jobs=2)", GRID_SEARCH.format(**fmt, n_jobs=2, **SKLEARN)),
         ("PyTorch eager (a loop over ParameterGrid x folds, 2 threads)", TORCH.format(**fmt)),
+        ("JAX jit/epoch (a loop over ParameterGrid x folds)", JAX.format(**fmt)),
     ]
     results = []
     for name, code in runs:
@@ -185,7 +290,7 @@ def main():
     text = ("# A grid search end to end: 24 configurations x 3 folds\n\n"
             f"`python bench/search.py --rows {args.rows}`; 10 epochs per fit, batch 200, Adam; "
             f"load average at the end {load}.\n\n" + "\n".join(lines) + "\n\n"
-            + "".join(f"fastbp: {e}.\n" for e in extras)
+            + "".join(f"{e}.\n" for e in extras)
             + f"\nThe search trains {gflops:.0f} GFLOP: fastbp's fastest run "
             f"{gflops / fastest:.0f} GFLOP/s, {100 * gflops / fastest / rate:.0f}% of the "
             f"machine's float32 matrix-product rate measured in the same run ({rate:.0f} "

@@ -3,7 +3,7 @@
     python bench/search.py                  # writes bench/results/search.md and prints it
     python bench/search.py --rows 10000     # a quicker run
 
-The same search three ways, each in its own fresh process, on one 50,000-row table (the
+The same search four ways, each in its own fresh process, on one 50,000-row table (the
 protocol's synthetic classification data, 32 inputs, 10 classes):
 
 * fastbp: ``GridSearchCV(fastbp.MLPClassifier(...), grid, cv=3)``;
@@ -82,7 +82,8 @@ def timed_run(self, order):
     finally:
         epochs[0] += 1
         epochs[1] += time.perf_counter() - start
-trainer.EpochRunner.run = timed_run""", after="""extra = (f'fastbp: kernel signatures in the searching process: {before} before the search, '
+trainer.EpochRunner.run = timed_run""", after="""extra = (
+         f'fastbp: kernel signatures in the searching process: {before} before the search, '
          f'{signatures()} after; {epochs[0]} epochs took {epochs[1]:.1f} s of the '
          f'{seconds:.1f} s ({epochs[1] / epochs[0] * 1e3:.1f} ms each), the rest went to '
          f'checking and encoding the data, shuffling, scoring and GridSearchCV itself'
